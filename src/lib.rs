@@ -1,0 +1,8 @@
+//! regstorm: a thread-per-core SIP OAuth registrar for Cisco Jabber, and the load engine that
+//! storms it. This crate is the library behind the `regstorm` binary.
+
+#![forbid(unsafe_code)]
+
+pub mod sip;
+
+pub use sip::{parse, Error as SipError, Framer, Message};
