@@ -3,6 +3,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod load;
 pub mod sip;
 
 pub use sip::{parse, Error as SipError, Framer, Message};
