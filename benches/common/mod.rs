@@ -135,6 +135,8 @@ pub fn regstorm_read<'b>(
 /// as an owned `String`), then the closest typed access rsip offers for the same headers.
 ///
 /// What rsip 0.4 cannot give typed, so this reads it raw (plain `str` work on the value):
+/// - Contact: typed parsing fails on quoted-string parameters (see below); only its URI is
+///   typed, the parameters are split by hand.
 /// - Proxy-Authorization: the typed form is Digest only (username/realm/nonce/uri/response are
 ///   mandatory), so `typed()` fails on Cisco's `Bearer token="..."`; the token is cut out of
 ///   the raw value here.
@@ -172,21 +174,30 @@ pub fn rsip_read(buf: &[u8], aor: &mut String) -> Res<Summary> {
     s.call_id_len = black_box(msg.call_id_header()?.value()).len();
     s.cseq = black_box(msg.cseq_header()?.typed()?).seq;
 
+    // rsip 0.4's typed Contact (`Contact::typed`, and `uri()`/`params()`/`expires()`, which go
+    // through it) fails on any quoted-string contact parameter (`model="503"` is enough), so it
+    // cannot read a Jabber Contact (`+sip.instance="<urn:uuid:...>"`, RFC 5626). Closest
+    // equivalent: rsip types the URI inside `<...>`; the header parameters are split by hand.
     for c in msg.contact_headers() {
-        let c = c.typed()?;
-        let other = |name: &str| {
-            c.params.iter().find_map(|p| match p {
-                rsip::Param::Other(n, v) if n.value().eq_ignore_ascii_case(name) => {
-                    Some(v.as_ref().map_or("", |v| v.value()))
-                }
-                _ => None,
-            })
-        };
-        let unquote = |v: &str| v.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(v).len();
-        s.instance_len = black_box(other("+sip.instance")).map_or(0, unquote);
-        s.device_name_len =
-            black_box(other(regstorm::sip::DEVICE_NAME_PARAM)).map_or(0, unquote);
-        s.contact_expires = black_box(c.expires().map(|e| e.seconds()).transpose()?);
+        let v = c.value();
+        let open = v.find('<').ok_or("Contact without <")?;
+        let close = open + v[open..].find('>').ok_or("Contact without >")?;
+        black_box(rsip::Uri::try_from(&v[open + 1..close])?);
+        let (mut instance, mut device, mut expires) = (None, None, None);
+        for p in v[close + 1..].split(';').map(str::trim).filter(|p| !p.is_empty()) {
+            let (name, value) = p.split_once('=').map_or((p, ""), |(n, v)| (n.trim(), v.trim()));
+            let unquoted = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(value);
+            if name.eq_ignore_ascii_case("+sip.instance") {
+                instance = Some(unquoted);
+            } else if name.eq_ignore_ascii_case(regstorm::sip::DEVICE_NAME_PARAM) {
+                device = Some(unquoted);
+            } else if name.eq_ignore_ascii_case("expires") {
+                expires = Some(value.parse::<u32>()?);
+            }
+        }
+        s.instance_len = black_box(instance).map_or(0, str::len);
+        s.device_name_len = black_box(device).map_or(0, str::len);
+        s.contact_expires = black_box(expires);
         s.contacts += 1;
     }
 
