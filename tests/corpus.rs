@@ -6,8 +6,8 @@
 //! manifest row without an entry fails, so the table and the corpus cannot drift apart.
 
 use regstorm::sip::{
-    parse_datagram, ContactValue, Error, Frame, Framer, HeaderName, Host, Limits, Message,
-    Method, StartLine, Uri, EMPTY_HEADER,
+    parse_datagram, ContactValue, Error, Frame, Framer, HeaderName, Host, Limits, Message, Method,
+    StartLine, Uri, EMPTY_HEADER,
 };
 use std::path::{Path, PathBuf};
 
@@ -24,7 +24,9 @@ fn root_or_fail() -> Option<PathBuf> {
     match conformance_root() {
         Some(r) => Some(r),
         None if std::env::var_os("REGSTORM_SKIP_CONFORMANCE").is_some() => {
-            eprintln!("!!! SKIPPED: ../shared/conformance is absent (REGSTORM_SKIP_CONFORMANCE set)");
+            eprintln!(
+                "!!! SKIPPED: ../shared/conformance is absent (REGSTORM_SKIP_CONFORMANCE set)"
+            );
             None
         }
         None => panic!(
@@ -44,11 +46,17 @@ fn ensure(cond: bool, what: impl std::fmt::Display) -> Result<(), String> {
 }
 
 fn eq<T: PartialEq + std::fmt::Debug>(got: T, want: T, what: &str) -> Result<(), String> {
-    ensure(got == want, format_args!("{what}: got {got:?}, want {want:?}"))
+    ensure(
+        got == want,
+        format_args!("{what}: got {got:?}, want {want:?}"),
+    )
 }
 
 /// Parses `bytes` as a datagram and runs `f` on the message.
-fn with_msg(bytes: &[u8], f: impl FnOnce(&Message<'_, '_>) -> Result<(), String>) -> Result<(), String> {
+fn with_msg(
+    bytes: &[u8],
+    f: impl FnOnce(&Message<'_, '_>) -> Result<(), String>,
+) -> Result<(), String> {
     let mut headers = [EMPTY_HEADER; 96];
     let msg = parse_datagram(bytes, &mut headers, &Limits::default())
         .map_err(|e| format!("datagram parse failed: {e:?}"))?;
@@ -57,11 +65,17 @@ fn with_msg(bytes: &[u8], f: impl FnOnce(&Message<'_, '_>) -> Result<(), String>
 
 /// A valid message: parses, a request has its mandatory headers, a stream with Content-Length
 /// frames it to the same length; then `f` checks fields.
-fn valid(bytes: &[u8], f: impl FnOnce(&Message<'_, '_>) -> Result<(), String>) -> Result<(), String> {
+fn valid(
+    bytes: &[u8],
+    f: impl FnOnce(&Message<'_, '_>) -> Result<(), String>,
+) -> Result<(), String> {
     with_msg(bytes, |m| {
         if m.is_request() {
-            m.check_mandatory().map_err(|e| format!("mandatory headers: {e:?}"))?;
-            m.request_uri().unwrap().map_err(|e| format!("Request-URI: {e:?}"))?;
+            m.check_mandatory()
+                .map_err(|e| format!("mandatory headers: {e:?}"))?;
+            m.request_uri()
+                .unwrap()
+                .map_err(|e| format!("Request-URI: {e:?}"))?;
         }
         if m.content_length.is_some() {
             let mut hs = [EMPTY_HEADER; 96];
@@ -86,7 +100,10 @@ fn stream_err(bytes: &[u8], want: Error) -> Result<(), String> {
     let mut hs = [EMPTY_HEADER; 96];
     match Framer::new(Limits::default()).next(bytes, &mut hs) {
         Err(e) => {
-            ensure(e.is_framing(), format_args!("{e:?} should close the connection"))?;
+            ensure(
+                e.is_framing(),
+                format_args!("{e:?} should close the connection"),
+            )?;
             eq(e, want, "stream framing error")
         }
         other => Err(format!("stream framing: {other:?}, want {want:?}")),
@@ -94,11 +111,15 @@ fn stream_err(bytes: &[u8], want: Error) -> Result<(), String> {
 }
 
 fn request_uri<'b>(m: &Message<'_, 'b>) -> Result<Uri<'b>, String> {
-    m.request_uri().ok_or("not a request")?.map_err(|e| format!("Request-URI: {e:?}"))
+    m.request_uri()
+        .ok_or("not a request")?
+        .map_err(|e| format!("Request-URI: {e:?}"))
 }
 
 fn sip_host<'b>(u: &Uri<'b>) -> Result<Host<'b>, String> {
-    u.sip().map(|s| s.host).ok_or_else(|| format!("not a SIP URI: {u:?}"))
+    u.sip()
+        .map(|s| s.host)
+        .ok_or_else(|| format!("not a SIP URI: {u:?}"))
 }
 
 fn unescaped_user(raw: &[u8]) -> Vec<u8> {
@@ -436,7 +457,11 @@ static RFC5118: &[(&str, &str, Check)] = corpus! {
     }),
 };
 
-fn run_manifest(dir: &Path, files_dir: &Path, table: &[(&str, &str, Check)]) -> (usize, Vec<String>) {
+fn run_manifest(
+    dir: &Path,
+    files_dir: &Path,
+    table: &[(&str, &str, Check)],
+) -> (usize, Vec<String>) {
     let manifest = std::fs::read_to_string(dir.join("MANIFEST.tsv"))
         .unwrap_or_else(|e| panic!("{}: {e}", dir.join("MANIFEST.tsv").display()));
     let mut failures = Vec::new();
@@ -445,11 +470,15 @@ fn run_manifest(dir: &Path, files_dir: &Path, table: &[(&str, &str, Check)]) -> 
         let cols: Vec<&str> = line.split('\t').collect();
         let (file, expectation) = (cols[0], cols[2]);
         let Some((_, category, check)) = table.iter().find(|(f, _, _)| *f == file) else {
-            failures.push(format!("{file}: in MANIFEST.tsv but has no entry in tests/corpus.rs"));
+            failures.push(format!(
+                "{file}: in MANIFEST.tsv but has no entry in tests/corpus.rs"
+            ));
             continue;
         };
         if *category != expectation {
-            failures.push(format!("{file}: table says {category}, manifest says {expectation}"));
+            failures.push(format!(
+                "{file}: table says {category}, manifest says {expectation}"
+            ));
         }
         let path = files_dir.join(file);
         let bytes = match std::fs::read(&path) {
@@ -466,7 +495,10 @@ fn run_manifest(dir: &Path, files_dir: &Path, table: &[(&str, &str, Check)]) -> 
     }
     for (file, _, _) in table {
         if !manifest.lines().any(|l| l.split('\t').next() == Some(file)) {
-            failures.push(format!("{file}: in tests/corpus.rs but not in {}", dir.display()));
+            failures.push(format!(
+                "{file}: in tests/corpus.rs but not in {}",
+                dir.display()
+            ));
         }
     }
     (checked, failures)
@@ -477,7 +509,12 @@ fn rfc4475_torture_messages() {
     let Some(root) = root_or_fail() else { return };
     let dir = root.join("rfc4475");
     let (checked, failures) = run_manifest(&dir, &dir, RFC4475);
-    assert!(failures.is_empty(), "{} of {checked} RFC 4475 files failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} RFC 4475 files failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     assert_eq!(checked, 50, "49 messages and extra/test.sip");
     eprintln!("RFC 4475: {checked} files met their expectations");
 }
@@ -487,7 +524,12 @@ fn rfc5118_ipv6_torture_messages() {
     let Some(root) = root_or_fail() else { return };
     let dir = root.join("rfc5118");
     let (checked, failures) = run_manifest(&dir, &dir.join("wire"), RFC5118);
-    assert!(failures.is_empty(), "{} of {checked} RFC 5118 files failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} RFC 5118 files failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     assert_eq!(checked, 12);
     eprintln!("RFC 5118: {checked} files met their expectations");
 }

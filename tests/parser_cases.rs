@@ -38,7 +38,12 @@ fn with_headers<T>(lines: &str, f: impl FnOnce(&Message<'_, '_>) -> T) -> Result
 }
 
 fn header_names(lines: &str) -> Result<Vec<String>, Error> {
-    with_headers(lines, |m| m.headers.iter().map(|h| format!("{}={}", h.name, String::from_utf8_lossy(h.value))).collect())
+    with_headers(lines, |m| {
+        m.headers
+            .iter()
+            .map(|h| format!("{}={}", h.name, String::from_utf8_lossy(h.value)))
+            .collect()
+    })
 }
 
 fn uri(s: &str) -> String {
@@ -73,8 +78,10 @@ fn contacts(value: &str) -> Result<Vec<String>, Error> {
                         String::from_utf8_lossy(c.addr.uri),
                         c.expires,
                         c.q,
-                        c.instance().map(|b| String::from_utf8_lossy(b).into_owned()),
-                        c.device_name().map(|b| String::from_utf8_lossy(b).into_owned()),
+                        c.instance()
+                            .map(|b| String::from_utf8_lossy(b).into_owned()),
+                        c.device_name()
+                            .map(|b| String::from_utf8_lossy(b).into_owned()),
                     ),
                 })
             })
@@ -84,12 +91,21 @@ fn contacts(value: &str) -> Result<Vec<String>, Error> {
 
 fn bearer(lines: &str) -> Result<Option<(String, String)>, Error> {
     with_headers(lines, |m| {
-        m.bearer().map(|b| b.map(|b| (b.header.to_string(), String::from_utf8_lossy(b.token).into_owned())))
+        m.bearer().map(|b| {
+            b.map(|b| {
+                (
+                    b.header.to_string(),
+                    String::from_utf8_lossy(b.token).into_owned(),
+                )
+            })
+        })
     })?
 }
 
 fn cseq(lines: &str) -> Result<(u32, String), Error> {
-    with_headers(lines, |m| m.cseq().map(|c| (c.seq, c.method.as_str().to_string())))?
+    with_headers(lines, |m| {
+        m.cseq().map(|c| (c.seq, c.method.as_str().to_string()))
+    })?
 }
 
 fn expires(lines: &str) -> Result<Option<u32>, Error> {
@@ -263,7 +279,13 @@ fn reason_phrases_name_the_header_at_fault() {
     let mut out = Vec::new();
     Error::Missing(HeaderName::CallId).write_reason(&mut out);
     assert_eq!(out, b"Missing Call-ID");
-    assert_eq!(Error::BadValue(HeaderName::Via).to_string(), "Malformed Via");
-    assert_eq!(Error::ConflictingContentLength.to_string(), "Conflicting Content-Length");
+    assert_eq!(
+        Error::BadValue(HeaderName::Via).to_string(),
+        "Malformed Via"
+    );
+    assert_eq!(
+        Error::ConflictingContentLength.to_string(),
+        "Conflicting Content-Length"
+    );
     assert!(Error::BodyTooLarge.is_framing() && !Error::BadValue(HeaderName::To).is_framing());
 }

@@ -66,8 +66,10 @@ fn naive_parse(msg: &[u8]) -> Option<Naive> {
         }
     }
     let (s0, e0) = lines[0];
-    let start_line: Vec<String> =
-        String::from_utf8_lossy(&head[s0..e0]).splitn(3, ' ').map(String::from).collect();
+    let start_line: Vec<String> = String::from_utf8_lossy(&head[s0..e0])
+        .splitn(3, ' ')
+        .map(String::from)
+        .collect();
     // Merge continuation lines: the value keeps the CRLF and the white space.
     let mut merged: Vec<(usize, usize)> = Vec::new();
     for &(s, e) in &lines[1..] {
@@ -82,7 +84,9 @@ fn naive_parse(msg: &[u8]) -> Option<Naive> {
     for (s, e) in merged {
         let line = &head[s..e];
         let colon = line.iter().position(|&b| b == b':')?;
-        let name = String::from_utf8_lossy(&line[..colon]).trim_end().to_string();
+        let name = String::from_utf8_lossy(&line[..colon])
+            .trim_end()
+            .to_string();
         let mut v = &line[colon + 1..];
         while v.first().is_some_and(|&b| is_ws(b)) {
             v = &v[1..];
@@ -101,7 +105,11 @@ fn naive_parse(msg: &[u8]) -> Option<Naive> {
         Some(n) => text.get(body_start..body_start + n)?.to_vec(),
         None => text[body_start..].to_vec(),
     };
-    Some(Naive { start: start_line, headers, body })
+    Some(Naive {
+        start: start_line,
+        headers,
+        body,
+    })
 }
 
 fn fast_parse(msg: &[u8]) -> Option<Naive> {
@@ -109,15 +117,26 @@ fn fast_parse(msg: &[u8]) -> Option<Naive> {
     let m = parse(msg, &mut hs).ok()?.complete()?;
     let start = match m.start {
         StartLine::Request { method, uri } => {
-            vec![method.as_str().to_string(), uri.to_string(), "SIP/2.0".to_string()]
+            vec![
+                method.as_str().to_string(),
+                uri.to_string(),
+                "SIP/2.0".to_string(),
+            ]
         }
         StartLine::Response { code, reason } => {
             vec!["SIP/2.0".to_string(), code.to_string(), reason.to_string()]
         }
     };
-    let headers =
-        m.headers.iter().map(|h| (h.name.as_str().to_ascii_lowercase(), h.value.to_vec())).collect();
-    Some(Naive { start, headers, body: m.body.to_vec() })
+    let headers = m
+        .headers
+        .iter()
+        .map(|h| (h.name.as_str().to_ascii_lowercase(), h.value.to_vec()))
+        .collect();
+    Some(Naive {
+        start,
+        headers,
+        body: m.body.to_vec(),
+    })
 }
 
 // Generators for well-formed messages with the oddities RFC 3261 allows.
@@ -209,7 +228,10 @@ fn frame_chunks(input: &[u8], cuts: &[usize]) -> (Vec<(String, usize)>, Option<S
                 if fed == input.len() {
                     return (out, None);
                 }
-                let next = cut_iter.next().unwrap_or(input.len()).clamp(fed, input.len());
+                let next = cut_iter
+                    .next()
+                    .unwrap_or(input.len())
+                    .clamp(fed, input.len());
                 let next = if next == fed { input.len() } else { next };
                 buf.extend_from_slice(&input[fed..next]);
                 fed = next;

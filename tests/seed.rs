@@ -4,7 +4,7 @@
 
 use regstorm::load::jabber::{cisco_body, seed_register, Register, CISCO_BODY_LEN, SAMPLE_TOKEN};
 use regstorm::sip::{
-    parse, parse_http_date, Aor, ContactValue, Framer, Frame, HeaderName, Host, Limits, Method,
+    parse, parse_http_date, Aor, ContactValue, Frame, Framer, HeaderName, Host, Limits, Method,
     ResponseWriter, Source, StartLine, Uri, EMPTY_HEADER,
 };
 
@@ -24,12 +24,20 @@ fn register_with_token_and_body_field_by_field() {
     assert_eq!(m.len(), wire.len());
     m.check_mandatory().unwrap();
     assert_eq!(m.method(), Some(Method::Register));
-    let Some(Ok(Uri::Sip(ruri))) = m.request_uri() else { panic!("Request-URI") };
-    assert_eq!((ruri.user, ruri.host), (None, Host::V4("10.10.10.1".parse().unwrap())));
+    let Some(Ok(Uri::Sip(ruri))) = m.request_uri() else {
+        panic!("Request-URI")
+    };
+    assert_eq!(
+        (ruri.user, ruri.host),
+        (None, Host::V4("10.10.10.1".parse().unwrap()))
+    );
 
     let via = m.top_via().unwrap();
     assert_eq!(via.transport, b"TLS");
-    assert_eq!((via.host, via.port), (Host::V4("10.10.10.10".parse().unwrap()), Some(62162)));
+    assert_eq!(
+        (via.host, via.port),
+        (Host::V4("10.10.10.10".parse().unwrap()), Some(62162))
+    );
     assert_eq!(via.branch(), Some(&b"z9hG4bK00004a82"[..]));
     assert_eq!(m.vias().count(), 1);
 
@@ -38,21 +46,41 @@ fn register_with_token_and_body_field_by_field() {
     assert_eq!(from.tag(), Some(&b"882323451234089000003bdd-00005eff"[..]));
     let to = m.to().unwrap();
     assert_eq!(to.tag(), None);
-    assert_eq!(Aor::new(&to.sip_uri().unwrap()).as_str(), "sip:1010@10.10.10.1");
+    assert_eq!(
+        Aor::new(&to.sip_uri().unwrap()).as_str(),
+        "sip:1010@10.10.10.1"
+    );
 
-    assert_eq!(m.call_id().unwrap(), b"88232345-12340017-00001c0b-00000cfa@10.10.10.10");
+    assert_eq!(
+        m.call_id().unwrap(),
+        b"88232345-12340017-00001c0b-00000cfa@10.10.10.10"
+    );
     assert_eq!(m.max_forwards().unwrap(), Some(70));
-    assert_eq!(m.date().unwrap(), parse_http_date(b"Mon, 30 Mar 2020 11:03:19 GMT"));
+    assert_eq!(
+        m.date().unwrap(),
+        parse_http_date(b"Mon, 30 Mar 2020 11:03:19 GMT")
+    );
     let cseq = m.cseq().unwrap();
     assert_eq!((cseq.seq, cseq.method), (2271, Method::Register));
     assert_eq!(m.header(HeaderName::UserAgent), Some(&b"Cisco-CSF"[..]));
 
     let contacts: Vec<_> = m.contacts().collect::<Result<_, _>>().unwrap();
-    let [ContactValue::Addr(c)] = contacts[..] else { panic!("one Contact: {contacts:?}") };
-    assert_eq!(c.addr.uri, b"sip:a8ae9f92-4b07-a0d7-d701-29320aed1e2e@10.10.10.10:62162;transport=tls");
-    assert_eq!(c.instance(), Some(&b"<urn:uuid:00000000-0000-0000-0000-882323451234>"[..]));
+    let [ContactValue::Addr(c)] = contacts[..] else {
+        panic!("one Contact: {contacts:?}")
+    };
+    assert_eq!(
+        c.addr.uri,
+        b"sip:a8ae9f92-4b07-a0d7-d701-29320aed1e2e@10.10.10.10:62162;transport=tls"
+    );
+    assert_eq!(
+        c.instance(),
+        Some(&b"<urn:uuid:00000000-0000-0000-0000-882323451234>"[..])
+    );
     assert_eq!(c.device_name(), Some(&b"CSFrado"[..]));
-    assert_eq!(c.addr.params.get("+u.sip!model.ccm.cisco.com"), Some(Some(&b"\"503\""[..])));
+    assert_eq!(
+        c.addr.params.get("+u.sip!model.ccm.cisco.com"),
+        Some(Some(&b"\"503\""[..]))
+    );
     assert_eq!(c.addr.params.get("video"), Some(None));
     assert_eq!((c.expires, c.q), (None, None));
     let curi = c.addr.sip_uri().unwrap();
@@ -62,7 +90,10 @@ fn register_with_token_and_body_field_by_field() {
     assert_eq!(bearer.header, HeaderName::ProxyAuthorization);
     assert_eq!(bearer.token, SAMPLE_TOKEN.as_bytes());
 
-    let supported: Vec<_> = m.option_tags(HeaderName::Supported).collect::<Result<_, _>>().unwrap();
+    let supported: Vec<_> = m
+        .option_tags(HeaderName::Supported)
+        .collect::<Result<_, _>>()
+        .unwrap();
     assert_eq!(supported.len(), 17);
     assert_eq!(supported[0], b"replaces");
     assert_eq!(supported[16], b"X-cisco-duplicate-reg");
@@ -72,8 +103,14 @@ fn register_with_token_and_body_field_by_field() {
 
     let ct = m.content_type().unwrap().unwrap();
     assert_eq!((ct.kind, ct.subtype), (&b"multipart"[..], &b"mixed"[..]));
-    assert_eq!(ct.params.get("boundary"), Some(Some(&b"uniqueBoundary"[..])));
-    assert_eq!(m.header(HeaderName::Other("Mime-Version")), Some(&b"1.0"[..]));
+    assert_eq!(
+        ct.params.get("boundary"),
+        Some(Some(&b"uniqueBoundary"[..]))
+    );
+    assert_eq!(
+        m.header(HeaderName::Other("Mime-Version")),
+        Some(&b"1.0"[..])
+    );
     assert_eq!(m.content_length, Some(CISCO_BODY_LEN as u32));
     assert_eq!(m.body, cisco_body());
 }
@@ -139,9 +176,18 @@ fn ucm_407_challenge() {
     let wire = crlf(UCM_407);
     let mut hs = [EMPTY_HEADER; 32];
     let m = parse(&wire, &mut hs).unwrap().complete().unwrap();
-    assert_eq!(m.start, StartLine::Response { code: 407, reason: "Proxy Authentication Required" });
+    assert_eq!(
+        m.start,
+        StartLine::Response {
+            code: 407,
+            reason: "Proxy Authentication Required"
+        }
+    );
     assert_eq!(m.to().unwrap().tag(), Some(&b"441122775"[..]));
-    assert_eq!(m.header(HeaderName::ProxyAuthenticate), Some(&br#"Bearer realm="ccmsipline""#[..]));
+    assert_eq!(
+        m.header(HeaderName::ProxyAuthenticate),
+        Some(&br#"Bearer realm="ccmsipline""#[..])
+    );
     assert_eq!(m.header(HeaderName::Server), Some(&b"Cisco-CUCM12.5"[..]));
     assert_eq!(m.cseq().unwrap().seq, 2270);
     assert_eq!(m.len(), wire.len());
@@ -152,13 +198,27 @@ fn ucm_200_ok() {
     let wire = crlf(UCM_200);
     let mut hs = [EMPTY_HEADER; 32];
     let m = parse(&wire, &mut hs).unwrap().complete().unwrap();
-    assert_eq!(m.start, StartLine::Response { code: 200, reason: "OK" });
+    assert_eq!(
+        m.start,
+        StartLine::Response {
+            code: 200,
+            reason: "OK"
+        }
+    );
     assert_eq!(m.expires().unwrap(), Some(120));
-    let Some(Ok(ContactValue::Addr(c))) = m.contacts().next() else { panic!("Contact") };
+    let Some(Ok(ContactValue::Addr(c))) = m.contacts().next() else {
+        panic!("Contact")
+    };
     assert_eq!(c.device_name(), Some(&b"CSFrado"[..]));
     assert_eq!(c.addr.params.get("x-cisco-newreg"), Some(None));
-    let supported: Vec<_> = m.option_tags(HeaderName::Supported).collect::<Result<_, _>>().unwrap();
-    assert_eq!(supported, [&b"X-cisco-srtp-fallback"[..], b"X-cisco-sis-9.1.0"]);
+    let supported: Vec<_> = m
+        .option_tags(HeaderName::Supported)
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        supported,
+        [&b"X-cisco-srtp-fallback"[..], b"X-cisco-sis-9.1.0"]
+    );
 }
 
 #[test]
@@ -166,7 +226,13 @@ fn ucm_403_port_mismatch() {
     let wire = crlf(UCM_403);
     let mut hs = [EMPTY_HEADER; 32];
     let m = parse(&wire, &mut hs).unwrap().complete().unwrap();
-    assert_eq!(m.start, StartLine::Response { code: 403, reason: "Forbidden" });
+    assert_eq!(
+        m.start,
+        StartLine::Response {
+            code: 403,
+            reason: "Forbidden"
+        }
+    );
     assert_eq!(m.header(HeaderName::RetryAfter), Some(&b"35"[..]));
     assert_eq!(
         m.header(HeaderName::Warning),
@@ -188,7 +254,14 @@ fn written_407_matches_the_seed_challenge() {
     let req = parse(&wire, &mut hs).unwrap().complete().unwrap();
 
     let mut out = b"leftover bytes stay: ".to_vec();
-    let mut w = ResponseWriter::start(&mut out, 407, b"Proxy Authentication Required", &req, b"441122775", None);
+    let mut w = ResponseWriter::start(
+        &mut out,
+        407,
+        b"Proxy Authentication Required",
+        &req,
+        b"441122775",
+        None,
+    );
     w.header("Date", b"Mon, 30 Mar 2020 11:03:31 GMT")
         .header("Server", b"Cisco-CUCM12.5")
         .header("Proxy-Authenticate", br#"Bearer realm="ccmsipline""#);
@@ -205,8 +278,11 @@ fn written_407_matches_the_seed_challenge() {
     assert_eq!(ours.start, ucm.start);
     assert_eq!(ours.len(), written.len());
     let sorted = |m: &regstorm::sip::Message<'_, '_>| {
-        let mut v: Vec<(String, Vec<u8>)> =
-            m.headers.iter().map(|h| (h.name.to_string(), h.value.to_vec())).collect();
+        let mut v: Vec<(String, Vec<u8>)> = m
+            .headers
+            .iter()
+            .map(|h| (h.name.to_string(), h.value.to_vec()))
+            .collect();
         v.sort();
         v
     };
@@ -223,12 +299,21 @@ Call-ID: c@h\r\nCSeq: 1 REGISTER\r\nl: 0\r\n\r\n";
     let mut hs = [EMPTY_HEADER; 16];
     let m = parse(req, &mut hs).unwrap().complete().unwrap();
     let mut out = Vec::new();
-    let src = Source { ip: "192.0.2.7".parse().unwrap(), port: 40000 };
+    let src = Source {
+        ip: "192.0.2.7".parse().unwrap(),
+        port: 40000,
+    };
     ResponseWriter::start(&mut out, 200, b"OK", &m, b"new", Some(src)).finish(b"");
     let text = String::from_utf8(out).unwrap();
     assert!(text.contains("Via: SIP/2.0/UDP client.example.com:5060;rport=40000;branch=z9hG4bK1;received=192.0.2.7, SIP/2.0/UDP p.example.com;branch=z9hG4bK0\r\n"), "{text}");
-    assert!(text.contains("Via: SIP/2.0/UDP q.example.com;branch=z9hG4bKq;rport\r\n"), "{text}");
-    assert!(text.contains("To: <sip:1010@10.10.10.1>;tag=already\r\n"), "existing To tag kept: {text}");
+    assert!(
+        text.contains("Via: SIP/2.0/UDP q.example.com;branch=z9hG4bKq;rport\r\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("To: <sip:1010@10.10.10.1>;tag=already\r\n"),
+        "existing To tag kept: {text}"
+    );
     assert!(text.ends_with("Content-Length: 0\r\n\r\n"));
 }
 
@@ -239,9 +324,15 @@ From: <sip:a@h>;tag=a\r\nTo: <sip:b@h>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\nl: 0\
     let mut hs = [EMPTY_HEADER; 16];
     let m = parse(req, &mut hs).unwrap().complete().unwrap();
     let mut out = Vec::new();
-    let src = Source { ip: "192.0.2.7".parse().unwrap(), port: 5060 };
+    let src = Source {
+        ip: "192.0.2.7".parse().unwrap(),
+        port: 5060,
+    };
     ResponseWriter::start(&mut out, 200, b"OK", &m, b"t1", Some(src)).finish(b"");
     let text = String::from_utf8(out).unwrap();
-    assert!(text.contains("Via: SIP/2.0/UDP 192.0.2.7:5060;branch=z9hG4bK1\r\n"), "{text}");
+    assert!(
+        text.contains("Via: SIP/2.0/UDP 192.0.2.7:5060;branch=z9hG4bK1\r\n"),
+        "{text}"
+    );
     assert!(text.contains("To: <sip:b@h>;tag=t1\r\n"), "{text}");
 }

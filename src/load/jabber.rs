@@ -68,7 +68,11 @@ pub fn cisco_body() -> Vec<u8> {
     body.extend_from_slice(BOUNDARY.as_bytes());
     body.extend_from_slice(b"--\r\n");
     // Pad inside the last XML part's trailing white space so the length is the seed's.
-    debug_assert!(body.len() <= CISCO_BODY_LEN, "body is {} octets", body.len());
+    debug_assert!(
+        body.len() <= CISCO_BODY_LEN,
+        "body is {} octets",
+        body.len()
+    );
     let close = body.len() - (BOUNDARY.len() + 6);
     let pad = CISCO_BODY_LEN.saturating_sub(body.len());
     body.splice(close..close, std::iter::repeat_n(b' ', pad));
@@ -114,19 +118,70 @@ impl Register<'_> {
             }
         };
         s(out, &["REGISTER sip:", self.domain, " SIP/2.0\r\n"]);
-        s(out, &["Via: SIP/2.0/", self.transport, " ", self.local, ";branch=", self.branch, "\r\n"]);
-        s(out, &["From: <sip:", self.user, "@", self.domain, ">;tag=", self.from_tag, "\r\n"]);
+        s(
+            out,
+            &[
+                "Via: SIP/2.0/",
+                self.transport,
+                " ",
+                self.local,
+                ";branch=",
+                self.branch,
+                "\r\n",
+            ],
+        );
+        s(
+            out,
+            &[
+                "From: <sip:",
+                self.user,
+                "@",
+                self.domain,
+                ">;tag=",
+                self.from_tag,
+                "\r\n",
+            ],
+        );
         s(out, &["To: <sip:", self.user, "@", self.domain, ">\r\n"]);
-        s(out, &["Call-ID: ", self.call_id, "\r\n", "Max-Forwards: 70\r\n"]);
+        s(
+            out,
+            &["Call-ID: ", self.call_id, "\r\n", "Max-Forwards: 70\r\n"],
+        );
         s(out, &["Date: ", self.date, "\r\n", "CSeq: "]);
         push_decimal(out, u64::from(self.cseq));
         s(out, &[" REGISTER\r\n", "User-Agent: Cisco-CSF\r\n"]);
         let transport = self.transport.to_ascii_lowercase();
-        s(out, &["Contact: <sip:", self.contact_user, "@", self.local, ";transport=", &transport]);
-        s(out, &[">;+sip.instance=\"", self.instance, "\";+u.sip!devicename.ccm.cisco.com=\""]);
-        s(out, &[self.device, "\";+u.sip!model.ccm.cisco.com=\"503\";video\r\n"]);
+        s(
+            out,
+            &[
+                "Contact: <sip:",
+                self.contact_user,
+                "@",
+                self.local,
+                ";transport=",
+                &transport,
+            ],
+        );
+        s(
+            out,
+            &[
+                ">;+sip.instance=\"",
+                self.instance,
+                "\";+u.sip!devicename.ccm.cisco.com=\"",
+            ],
+        );
+        s(
+            out,
+            &[
+                self.device,
+                "\";+u.sip!model.ccm.cisco.com=\"503\";video\r\n",
+            ],
+        );
         if let Some(token) = self.token {
-            s(out, &["Proxy-Authorization: Bearer token=\"", token, "\"\r\n"]);
+            s(
+                out,
+                &["Proxy-Authorization: Bearer token=\"", token, "\"\r\n"],
+            );
         }
         s(out, &["Supported: replaces,join,sdp-anat,norefersub,resource-priority,extended-refer,X-cisco-callinfo,X-cisco-serviceuri,X-cisco-escapecodes,X-cisco-service-control,X-cisco-srtp-fallback,X-cisco-monrec,X-cisco-config,X-cisco-sis-7.0.0,X-cisco-xsi-8.5.1,X-cisco-graceful-reg,X-cisco-duplicate-reg\r\n"]);
         if self.token.is_some() {
@@ -136,7 +191,14 @@ impl Register<'_> {
         push_decimal(out, u64::from(self.expires));
         s(out, &["\r\n"]);
         if self.body {
-            s(out, &["Content-Type: multipart/mixed; boundary=", BOUNDARY, "\r\nMime-Version: 1.0\r\n"]);
+            s(
+                out,
+                &[
+                    "Content-Type: multipart/mixed; boundary=",
+                    BOUNDARY,
+                    "\r\nMime-Version: 1.0\r\n",
+                ],
+            );
         }
         s(out, &["Content-Length: "]);
         let body = if self.body { body } else { &[][..] };
@@ -200,14 +262,21 @@ mod tests {
     fn body_has_the_seed_length_and_two_parts() {
         let body = cisco_body();
         assert_eq!(body.len(), CISCO_BODY_LEN);
-        let parts = body.windows(16).filter(|w| w == b"--uniqueBoundary").count();
+        let parts = body
+            .windows(16)
+            .filter(|w| w == b"--uniqueBoundary")
+            .count();
         assert_eq!(parts, 3, "two part delimiters and the close delimiter");
         assert!(body.ends_with(b"--uniqueBoundary--\r\n"));
     }
 
     #[test]
     fn sample_token_is_realistic() {
-        assert!((850..=1000).contains(&SAMPLE_TOKEN.len()), "{}", SAMPLE_TOKEN.len());
+        assert!(
+            (850..=1000).contains(&SAMPLE_TOKEN.len()),
+            "{}",
+            SAMPLE_TOKEN.len()
+        );
         assert_eq!(SAMPLE_TOKEN.matches('.').count(), 2);
     }
 }

@@ -29,7 +29,9 @@ impl<'b> Params<'b> {
 
     /// The value of parameter `name` (case-insensitive): `Some(None)` for a flag.
     pub fn get(&self, name: &str) -> Option<Option<&'b [u8]>> {
-        self.iter().find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes())).map(|(_, v)| v)
+        self.iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| v)
     }
 }
 
@@ -167,8 +169,18 @@ impl<'b> NameAddr<'b> {
             let close = i + memchr::memchr(b'>', &s[i..])?;
             let uri = &s[i + 1..close];
             let end = parse_params(s, close + 1)?;
-            let params = Params { raw: &s[close + 1..end] };
-            return Some((NameAddr { display, uri, bracketed: true, params }, end));
+            let params = Params {
+                raw: &s[close + 1..end],
+            };
+            return Some((
+                NameAddr {
+                    display,
+                    uri,
+                    bracketed: true,
+                    params,
+                },
+                end,
+            ));
         }
         // addr-spec: the URI runs to the first `;` (header parameters follow), `,` or white
         // space. It may not hold `?` (RFC 3261 §20: such a URI MUST be in brackets; RFC 4475
@@ -182,8 +194,18 @@ impl<'b> NameAddr<'b> {
             return None;
         }
         let end = parse_params(s, uri_end)?;
-        let params = Params { raw: &s[uri_end..end] };
-        Some((NameAddr { display: None, uri, bracketed: false, params }, end))
+        let params = Params {
+            raw: &s[uri_end..end],
+        };
+        Some((
+            NameAddr {
+                display: None,
+                uri,
+                bracketed: false,
+                params,
+            },
+            end,
+        ))
     }
 
     /// The `tag` parameter (From/To).
@@ -237,7 +259,11 @@ impl<'b> Contact<'b> {
 
     /// The Jabber device name from `+u.sip!devicename.ccm.cisco.com`, without quotes.
     pub fn device_name(&self) -> Option<&'b [u8]> {
-        self.addr.params.get(DEVICE_NAME_PARAM).flatten().map(unquote)
+        self.addr
+            .params
+            .get(DEVICE_NAME_PARAM)
+            .flatten()
+            .map(unquote)
     }
 }
 
@@ -273,9 +299,11 @@ mod tests {
 
     #[test]
     fn quoted_display_names_keep_escaped_quotes() {
-        let a = NameAddr::parse(br#""J Rosenberg \\\""       <sip:jdrosen@example.com>
+        let a = NameAddr::parse(
+            br#""J Rosenberg \\\""       <sip:jdrosen@example.com>
   ;
-  tag = 98asjd8"#)
+  tag = 98asjd8"#,
+        )
         .unwrap();
         assert_eq!(a.display, Some(&br#"J Rosenberg \\\""#[..]));
         assert_eq!(a.uri, b"sip:jdrosen@example.com");

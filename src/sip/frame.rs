@@ -64,7 +64,12 @@ pub struct Framer {
 
 impl Framer {
     pub fn new(limits: Limits) -> Self {
-        Framer { limits, scanned: 0, pending: None, end_of_head: Finder::new(b"\r\n\r\n") }
+        Framer {
+            limits,
+            scanned: 0,
+            pending: None,
+            end_of_head: Finder::new(b"\r\n\r\n"),
+        }
     }
 
     pub fn limits(&self) -> &Limits {
@@ -123,13 +128,20 @@ impl Framer {
             Err(e) => Some(*e),
         };
         if buf.len() < total {
-            self.pending = Some(Pending { head_len, total, error });
+            self.pending = Some(Pending {
+                head_len,
+                total,
+                error,
+            });
             return Ok(Frame::Partial);
         }
         self.scanned = 0;
         Ok(match (parsed, error) {
             (Ok(head), None) => Frame::Message(head.into_message(headers, &buf[head_len..total])),
-            (_, error) => Frame::Invalid { len: total, error: error.unwrap_or(Error::BadStartLine) },
+            (_, error) => Frame::Invalid {
+                len: total,
+                error: error.unwrap_or(Error::BadStartLine),
+            },
         })
     }
 
@@ -140,14 +152,20 @@ impl Framer {
         p: Pending,
     ) -> Frame<'h, 'b> {
         if let Some(error) = p.error {
-            return Frame::Invalid { len: p.total, error };
+            return Frame::Invalid {
+                len: p.total,
+                error,
+            };
         }
         let max_headers = self.limits.max_headers.min(headers.len());
         let headers = &mut headers[..max_headers];
         // The head parsed before (this is a second parse only when the body came later).
         match parse_head(&buf[..p.head_len], headers) {
             Ok(head) => Frame::Message(head.into_message(headers, &buf[p.head_len..p.total])),
-            Err(error) => Frame::Invalid { len: p.total, error },
+            Err(error) => Frame::Invalid {
+                len: p.total,
+                error,
+            },
         }
     }
 }
@@ -157,7 +175,9 @@ impl Framer {
 fn recover_content_length(head: &[u8]) -> Result<usize, Error> {
     let mut found: Option<u64> = None;
     for line in head.split(|&b| b == b'\n') {
-        let Some(colon) = memchr::memchr(b':', line) else { continue };
+        let Some(colon) = memchr::memchr(b':', line) else {
+            continue;
+        };
         let name = scan::trim(&line[..colon]);
         if name.eq_ignore_ascii_case(b"content-length") || name.eq_ignore_ascii_case(b"l") {
             let v = scan::parse_decimal(scan::trim(&line[colon + 1..]), u64::from(u32::MAX))
@@ -237,17 +257,26 @@ mod tests {
         buf.extend_from_slice(REQ);
         let mut f = Framer::new(Limits::default());
         let n = REQ.len().to_string();
-        assert_eq!(frame_all(&mut f, &buf), ["4".to_string(), "2".into(), n.clone(), n]);
+        assert_eq!(
+            frame_all(&mut f, &buf),
+            ["4".to_string(), "2".into(), n.clone(), n]
+        );
     }
 
     #[test]
     fn negative_and_conflicting_lengths_are_framing_errors() {
         let mut f = Framer::new(Limits::default());
         let bad = b"OPTIONS sip:a@b SIP/2.0\r\nl: -999\r\n\r\n";
-        assert_eq!(f.next(bad, &mut [EMPTY_HEADER; 4]).unwrap_err(), Error::BadContentLength);
+        assert_eq!(
+            f.next(bad, &mut [EMPTY_HEADER; 4]).unwrap_err(),
+            Error::BadContentLength
+        );
         let mut f = Framer::new(Limits::default());
         let bad = b"OPTIONS sip:a@b SIP/2.0\r\nl: 13\r\nContent-Length: 5\r\n\r\n";
-        assert_eq!(f.next(bad, &mut [EMPTY_HEADER; 4]).unwrap_err(), Error::ConflictingContentLength);
+        assert_eq!(
+            f.next(bad, &mut [EMPTY_HEADER; 4]).unwrap_err(),
+            Error::ConflictingContentLength
+        );
     }
 
     #[test]
@@ -261,9 +290,15 @@ mod tests {
 
     #[test]
     fn oversize_head_closes() {
-        let mut f = Framer::new(Limits { max_head: 64, ..Limits::default() });
+        let mut f = Framer::new(Limits {
+            max_head: 64,
+            ..Limits::default()
+        });
         let buf = [b'a'; 65];
-        assert_eq!(f.next(&buf, &mut [EMPTY_HEADER; 4]).unwrap_err(), Error::HeadTooLarge);
+        assert_eq!(
+            f.next(&buf, &mut [EMPTY_HEADER; 4]).unwrap_err(),
+            Error::HeadTooLarge
+        );
     }
 
     #[test]

@@ -105,7 +105,10 @@ pub struct Header<'b> {
 }
 
 /// An empty header slot, for initialising caller-owned arrays.
-pub const EMPTY_HEADER: Header<'static> = Header { name: HeaderName::Other(""), value: b"" };
+pub const EMPTY_HEADER: Header<'static> = Header {
+    name: HeaderName::Other(""),
+    value: b"",
+};
 
 /// The first line of a message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -126,7 +129,10 @@ pub(crate) struct HeaderIndex {
 
 impl HeaderIndex {
     const fn new() -> Self {
-        HeaderIndex { first: [ABSENT; KNOWN_NAMES], repeated: 0 }
+        HeaderIndex {
+            first: [ABSENT; KNOWN_NAMES],
+            repeated: 0,
+        }
     }
 
     #[inline]
@@ -204,7 +210,11 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_head: 16 * 1024, max_body: 48 * 1024, max_headers: 96 }
+        Limits {
+            max_head: 16 * 1024,
+            max_body: 48 * 1024,
+            max_headers: 96,
+        }
     }
 }
 
@@ -323,7 +333,13 @@ pub(crate) fn parse_head<'b>(
         count += 1;
         pos = next;
     }
-    Ok(Head { start, count, head_len: head.len(), content_length, index })
+    Ok(Head {
+        start,
+        count,
+        head_len: head.len(),
+        content_length,
+        index,
+    })
 }
 
 /// `SIP/x.y`: `Ok(true)` for 2.0, `Ok(false)` for another well-formed version.
@@ -351,11 +367,15 @@ fn parse_start_line(line: &[u8]) -> Result<StartLine<'_>, Error> {
         return Err(Error::BadMethod);
     }
     if line.get(m_end) != Some(&b' ') {
-        return Err(if m_end == line.len() { Error::BadStartLine } else { Error::BadMethod });
+        return Err(if m_end == line.len() {
+            Error::BadStartLine
+        } else {
+            Error::BadMethod
+        });
     }
     let uri_start = m_end + 1;
-    let uri_end = uri_start
-        + memchr::memchr(b' ', &line[uri_start..]).ok_or(Error::BadStartLine)?;
+    let uri_end =
+        uri_start + memchr::memchr(b' ', &line[uri_start..]).ok_or(Error::BadStartLine)?;
     let uri = &line[uri_start..uri_end];
     // A Request-URI starts with its scheme; `<...>` (RFC 4475 §3.1.2.7) and stray white space
     // (§3.1.2.9) are refused rather than repaired.
@@ -370,7 +390,10 @@ fn parse_start_line(line: &[u8]) -> Result<StartLine<'_>, Error> {
     // Both are ASCII: token characters, and graphic ASCII checked above.
     let method = std::str::from_utf8(&line[..m_end]).map_err(|_| Error::BadMethod)?;
     let uri = std::str::from_utf8(uri).map_err(|_| Error::BadRequestUri)?;
-    Ok(StartLine::Request { method: Method::parse(method), uri })
+    Ok(StartLine::Request {
+        method: Method::parse(method),
+        uri,
+    })
 }
 
 fn parse_status_line(line: &[u8]) -> Result<StartLine<'_>, Error> {
@@ -405,14 +428,22 @@ mod tests {
     fn parse_ok(buf: &[u8]) -> (StartLine<'_>, Vec<(String, Vec<u8>)>) {
         let mut h = [EMPTY_HEADER; 32];
         let msg = parse(buf, &mut h).unwrap().complete().unwrap();
-        let hs = msg.headers.iter().map(|h| (h.name.to_string(), h.value.to_vec())).collect();
+        let hs = msg
+            .headers
+            .iter()
+            .map(|h| (h.name.to_string(), h.value.to_vec()))
+            .collect();
         (msg.start, hs)
     }
 
     #[test]
     fn folded_value_spans_its_continuation_lines() {
-        let (_, hs) = parse_ok(b"OPTIONS sip:a@b SIP/2.0\r\nSubject: one\r\n two\r\n\tthree\r\nl: 0\r\n\r\n");
-        assert_eq!(hs[0], ("Subject".into(), b"one\r\n two\r\n\tthree".to_vec()));
+        let (_, hs) =
+            parse_ok(b"OPTIONS sip:a@b SIP/2.0\r\nSubject: one\r\n two\r\n\tthree\r\nl: 0\r\n\r\n");
+        assert_eq!(
+            hs[0],
+            ("Subject".into(), b"one\r\n two\r\n\tthree".to_vec())
+        );
         assert_eq!(hs[1], ("Content-Length".into(), b"0".to_vec()));
     }
 
@@ -427,8 +458,20 @@ mod tests {
     #[test]
     fn responses_with_empty_and_utf8_reasons() {
         let (s, _) = parse_ok(b"SIP/2.0 100 \r\n\r\n");
-        assert_eq!(s, StartLine::Response { code: 100, reason: "" });
+        assert_eq!(
+            s,
+            StartLine::Response {
+                code: 100,
+                reason: ""
+            }
+        );
         let (s, _) = parse_ok("SIP/2.0 200 Très bien\r\n\r\n".as_bytes());
-        assert_eq!(s, StartLine::Response { code: 200, reason: "Très bien" });
+        assert_eq!(
+            s,
+            StartLine::Response {
+                code: 200,
+                reason: "Très bien"
+            }
+        );
     }
 }

@@ -137,7 +137,10 @@ mod tests {
         assert_eq!(HeaderName::parse(b"l"), HeaderName::ContentLength);
         assert_eq!(HeaderName::parse(b"i"), HeaderName::CallId);
         assert_eq!(HeaderName::parse(b"m"), HeaderName::Contact);
-        assert_eq!(HeaderName::parse(b"C%6Fntact"), HeaderName::Other("C%6Fntact"));
+        assert_eq!(
+            HeaderName::parse(b"C%6Fntact"),
+            HeaderName::Other("C%6Fntact")
+        );
         assert_eq!(HeaderName::parse(b"q"), HeaderName::Other("q"));
         assert!(HeaderName::Other("X-Foo").matches(&HeaderName::Other("x-foo")));
     }

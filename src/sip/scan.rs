@@ -171,7 +171,10 @@ pub(crate) fn unescape_into(s: &[u8], out: &mut Vec<u8>) {
     while let Some(k) = memchr::memchr(b'%', &s[i..]) {
         let p = i + k;
         out.extend_from_slice(&s[i..p]);
-        match (s.get(p + 1).copied().and_then(hex_val), s.get(p + 2).copied().and_then(hex_val)) {
+        match (
+            s.get(p + 1).copied().and_then(hex_val),
+            s.get(p + 2).copied().and_then(hex_val),
+        ) {
             (Some(h), Some(l)) => {
                 out.push(h << 4 | l);
                 i = p + 3;

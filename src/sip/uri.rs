@@ -37,7 +37,10 @@ pub struct SipUri<'b> {
 pub enum Uri<'b> {
     Sip(SipUri<'b>),
     /// An absolute URI of another scheme (`tel:`, `isbn:`, `http:` ...).
-    Other { scheme: &'b str, rest: &'b [u8] },
+    Other {
+        scheme: &'b str,
+        rest: &'b [u8],
+    },
 }
 
 impl<'b> Uri<'b> {
@@ -46,7 +49,9 @@ impl<'b> Uri<'b> {
         let colon = memchr::memchr(b':', s)?;
         let scheme = &s[..colon];
         let scheme_ok = scheme.first().is_some_and(u8::is_ascii_alphabetic)
-            && scheme.iter().all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
+            && scheme
+                .iter()
+                .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
         if !scheme_ok {
             return None;
         }
@@ -93,14 +98,15 @@ fn params_ok(s: &[u8]) -> bool {
 }
 
 fn headers_ok(s: &[u8]) -> bool {
-    s.split(|&b| b == b'&').all(|h| match memchr::memchr(b'=', h) {
-        Some(eq) => {
-            scan::all_in(&h[..eq], &URI_HEADER)
-                && h[eq + 1..].iter().all(|&b| URI_HEADER[b as usize])
-                && scan::escapes_ok(h)
-        }
-        None => false,
-    })
+    s.split(|&b| b == b'&')
+        .all(|h| match memchr::memchr(b'=', h) {
+            Some(eq) => {
+                scan::all_in(&h[..eq], &URI_HEADER)
+                    && h[eq + 1..].iter().all(|&b| URI_HEADER[b as usize])
+                    && scan::escapes_ok(h)
+            }
+            None => false,
+        })
 }
 
 impl<'b> SipUri<'b> {
@@ -145,7 +151,15 @@ impl<'b> SipUri<'b> {
             return None;
         }
         let (host, port) = parse_hostport(hostport)?;
-        Some(SipUri { sips, user, password, host, port, params, headers })
+        Some(SipUri {
+            sips,
+            user,
+            password,
+            host,
+            port,
+            params,
+            headers,
+        })
     }
 
     /// The value of URI parameter `name` (case-insensitive): `Some(None)` when it has no value.
@@ -286,7 +300,10 @@ mod tests {
         assert_eq!(u.user, Some(&b"user;par=u%40example.net"[..]));
         assert_eq!(u.host, Host::Name("example.com"));
         assert!(u.params.is_empty());
-        assert_eq!(Aor::new(&u).as_str(), "sip:user;par=u%40example.net@example.com");
+        assert_eq!(
+            Aor::new(&u).as_str(),
+            "sip:user;par=u%40example.net@example.com"
+        );
     }
 
     #[test]
@@ -313,7 +330,10 @@ mod tests {
     fn other_schemes_are_kept_whole() {
         assert_eq!(
             Uri::parse(b"isbn:2983792873"),
-            Some(Uri::Other { scheme: "isbn", rest: b"2983792873" })
+            Some(Uri::Other {
+                scheme: "isbn",
+                rest: b"2983792873"
+            })
         );
         assert!(Uri::parse(b"sip:user@example.com >").is_none());
         assert!(Uri::parse(b" sip:user@example.com").is_none());

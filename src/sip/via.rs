@@ -98,7 +98,8 @@ impl<'b> Via<'b> {
     /// filled in.
     pub fn rport(&self) -> Option<Option<u16>> {
         self.params.get("rport").map(|v| {
-            v.and_then(|v| scan::parse_decimal(v, u64::from(u16::MAX))).map(|p| p as u16)
+            v.and_then(|v| scan::parse_decimal(v, u64::from(u16::MAX)))
+                .map(|p| p as u16)
         })
     }
 }
@@ -152,7 +153,10 @@ mod tests {
         assert_eq!(v.received(), Some(&b"[2001:db8::9:255]"[..]));
         assert_eq!(v.rport(), Some(None));
         let s = b"SIP/2.0/UDP host;received=2001:db8::9:255";
-        assert_eq!(Via::parse_at(s, 0).unwrap().0.received(), Some(&b"2001:db8::9:255"[..]));
+        assert_eq!(
+            Via::parse_at(s, 0).unwrap().0.received(),
+            Some(&b"2001:db8::9:255"[..])
+        );
     }
 
     #[test]

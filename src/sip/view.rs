@@ -62,6 +62,9 @@ impl<'b> Iterator for Values<'_, 'b> {
     }
 }
 
+/// Parses one list element at an offset, returning it and where it ended.
+type ElementParser<'b, T> = fn(&'b [u8], usize) -> Option<(T, usize)>;
+
 /// The elements of a comma-separated list header across all its lines. After an error the
 /// iterator ends.
 #[derive(Clone, Debug)]
@@ -69,7 +72,7 @@ pub struct List<'h, 'b, T> {
     values: Values<'h, 'b>,
     current: &'b [u8],
     pos: usize,
-    parse_at: fn(&'b [u8], usize) -> Option<(T, usize)>,
+    parse_at: ElementParser<'b, T>,
     failed: bool,
 }
 
@@ -126,7 +129,12 @@ impl<'h, 'b> Message<'h, 'b> {
                 self.index.repeated(&name),
             ),
         };
-        Values { headers: self.headers, name, pos, repeated }
+        Values {
+            headers: self.headers,
+            name,
+            pos,
+            repeated,
+        }
     }
 
     /// The first value of header `name`.
@@ -150,9 +158,15 @@ impl<'h, 'b> Message<'h, 'b> {
     fn list<T>(
         &self,
         name: HeaderName<'static>,
-        parse_at: fn(&'b [u8], usize) -> Option<(T, usize)>,
+        parse_at: ElementParser<'b, T>,
     ) -> List<'h, 'b, T> {
-        List { values: self.values(name), current: b"", pos: 0, parse_at, failed: false }
+        List {
+            values: self.values(name),
+            current: b"",
+            pos: 0,
+            parse_at,
+            failed: false,
+        }
     }
 
     /// Call-ID: `word ["@" word]`.
@@ -173,7 +187,11 @@ impl<'h, 'b> Message<'h, 'b> {
             return Err(bad);
         }
         let method = Method::parse(std::str::from_utf8(&v[m..]).map_err(|_| bad)?);
-        if let StartLine::Request { method: request_method, .. } = self.start {
+        if let StartLine::Request {
+            method: request_method,
+            ..
+        } = self.start
+        {
             if request_method != method {
                 return Err(Error::CSeqMethodMismatch);
             }
@@ -202,7 +220,9 @@ impl<'h, 'b> Message<'h, 'b> {
 
     /// The topmost via-parm (mandatory).
     pub fn top_via(&self) -> Result<Via<'b>, Error> {
-        self.vias().next().unwrap_or(Err(Error::Missing(HeaderName::Via)))
+        self.vias()
+            .next()
+            .unwrap_or(Err(Error::Missing(HeaderName::Via)))
     }
 
     /// Every Contact element across all Contact headers.
@@ -222,23 +242,28 @@ impl<'h, 'b> Message<'h, 'b> {
 
     /// Expires: 0 to 2^32-1 (RFC 3261 §20.19).
     pub fn expires(&self) -> Result<Option<u32>, Error> {
-        self.decimal(HeaderName::Expires, u64::from(u32::MAX)).map(|v| v.map(|v| v as u32))
+        self.decimal(HeaderName::Expires, u64::from(u32::MAX))
+            .map(|v| v.map(|v| v as u32))
     }
 
     /// Max-Forwards: 0 to 255.
     pub fn max_forwards(&self) -> Result<Option<u8>, Error> {
-        self.decimal(HeaderName::MaxForwards, 255).map(|v| v.map(|v| v as u8))
+        self.decimal(HeaderName::MaxForwards, 255)
+            .map(|v| v.map(|v| v as u8))
     }
 
     /// Min-Expires.
     pub fn min_expires(&self) -> Result<Option<u32>, Error> {
-        self.decimal(HeaderName::MinExpires, u64::from(u32::MAX)).map(|v| v.map(|v| v as u32))
+        self.decimal(HeaderName::MinExpires, u64::from(u32::MAX))
+            .map(|v| v.map(|v| v as u32))
     }
 
     fn decimal(&self, name: HeaderName<'static>, max: u64) -> Result<Option<u64>, Error> {
         match self.single(name)? {
             None => Ok(None),
-            Some(v) => scan::parse_decimal(v, max).map(Some).ok_or(Error::BadValue(name)),
+            Some(v) => scan::parse_decimal(v, max)
+                .map(Some)
+                .ok_or(Error::BadValue(name)),
         }
     }
 
@@ -247,14 +272,18 @@ impl<'h, 'b> Message<'h, 'b> {
         let Some(v) = self.single(HeaderName::ContentType)? else {
             return Ok(None);
         };
-        parse_media_type(v).map(Some).ok_or(Error::BadValue(HeaderName::ContentType))
+        parse_media_type(v)
+            .map(Some)
+            .ok_or(Error::BadValue(HeaderName::ContentType))
     }
 
     /// Date as seconds since the Unix epoch (RFC 3261 §20.17: RFC 1123 form, GMT only).
     pub fn date(&self) -> Result<Option<u64>, Error> {
         match self.single(HeaderName::Date)? {
             None => Ok(None),
-            Some(v) => parse_http_date(v).map(Some).ok_or(Error::BadValue(HeaderName::Date)),
+            Some(v) => parse_http_date(v)
+                .map(Some)
+                .ok_or(Error::BadValue(HeaderName::Date)),
         }
     }
 
@@ -264,7 +293,12 @@ impl<'h, 'b> Message<'h, 'b> {
         for name in [HeaderName::ProxyAuthorization, HeaderName::Authorization] {
             for v in self.values(name) {
                 match parse_bearer(v) {
-                    Ok(Some(token)) => return Ok(Some(Bearer { header: name, token })),
+                    Ok(Some(token)) => {
+                        return Ok(Some(Bearer {
+                            header: name,
+                            token,
+                        }))
+                    }
                     Ok(None) => {}
                     Err(()) => return Err(Error::BadValue(name)),
                 }
@@ -280,7 +314,10 @@ impl<'h, 'b> Message<'h, 'b> {
             return None;
         };
         Some(match Uri::parse(uri.as_bytes()) {
-            Some(Uri::Sip(SipUri { headers: Some(_), .. })) | None => Err(Error::BadRequestUri),
+            Some(Uri::Sip(SipUri {
+                headers: Some(_), ..
+            }))
+            | None => Err(Error::BadRequestUri),
             Some(u) => Ok(u),
         })
     }
@@ -350,7 +387,11 @@ fn parse_bearer(v: &[u8]) -> Result<Option<&[u8]>, ()> {
             (&rest[v0..e], e)
         };
         if rest[n..n_end].eq_ignore_ascii_case(b"token") {
-            return if value.is_empty() { Err(()) } else { Ok(Some(value)) };
+            return if value.is_empty() {
+                Err(())
+            } else {
+                Ok(Some(value))
+            };
         }
         let after = scan::skip_lws(rest, end);
         match rest.get(after) {
@@ -360,8 +401,9 @@ fn parse_bearer(v: &[u8]) -> Result<Option<&[u8]>, ()> {
     }
 }
 
-const MONTHS: [&[u8; 3]; 12] =
-    [b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec"];
+const MONTHS: [&[u8; 3]; 12] = [
+    b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
+];
 const WEEKDAYS: [&[u8; 3]; 7] = [b"Thu", b"Fri", b"Sat", b"Sun", b"Mon", b"Tue", b"Wed"];
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
@@ -382,7 +424,9 @@ pub fn parse_http_date(v: &[u8]) -> Option<u64> {
         return None;
     }
     let num = |s: &[u8]| -> Option<u32> {
-        s.iter().all(u8::is_ascii_digit).then(|| s.iter().fold(0, |a, &d| a * 10 + u32::from(d - b'0')))
+        s.iter()
+            .all(u8::is_ascii_digit)
+            .then(|| s.iter().fold(0, |a, &d| a * 10 + u32::from(d - b'0')))
     };
     let day = num(&v[5..7])?;
     let month = MONTHS.iter().position(|m| &v[8..11] == *m)? as u32 + 1;
@@ -415,7 +459,9 @@ pub fn write_http_date(secs: u64, out: &mut Vec<u8>) {
     let d = (doy - (153 * mp + 2) / 5 + 1) as u64;
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as usize;
     let y = (yoe + era * 400 + i64::from(m <= 2)) as u64;
-    let two = |out: &mut Vec<u8>, v: u64| out.extend_from_slice(&[b'0' + (v / 10) as u8, b'0' + (v % 10) as u8]);
+    let two = |out: &mut Vec<u8>, v: u64| {
+        out.extend_from_slice(&[b'0' + (v / 10) as u8, b'0' + (v % 10) as u8])
+    };
     out.extend_from_slice(WEEKDAYS[days.rem_euclid(7) as usize]);
     out.extend_from_slice(b", ");
     two(out, d);
@@ -449,10 +495,22 @@ mod tests {
 
     #[test]
     fn bearer_forms() {
-        assert_eq!(parse_bearer(br#"Bearer token="eyJ.a.b""#), Ok(Some(&b"eyJ.a.b"[..])));
-        assert_eq!(parse_bearer(b"Bearer eyJ.a-b_c.d~+/=="), Ok(Some(&b"eyJ.a-b_c.d~+/=="[..])));
-        assert_eq!(parse_bearer(br#"bearer realm="x", token="t""#), Ok(Some(&b"t"[..])));
-        assert_eq!(parse_bearer(b"NoOneKnowsThisScheme opaque-data=here"), Ok(None));
+        assert_eq!(
+            parse_bearer(br#"Bearer token="eyJ.a.b""#),
+            Ok(Some(&b"eyJ.a.b"[..]))
+        );
+        assert_eq!(
+            parse_bearer(b"Bearer eyJ.a-b_c.d~+/=="),
+            Ok(Some(&b"eyJ.a-b_c.d~+/=="[..]))
+        );
+        assert_eq!(
+            parse_bearer(br#"bearer realm="x", token="t""#),
+            Ok(Some(&b"t"[..]))
+        );
+        assert_eq!(
+            parse_bearer(b"NoOneKnowsThisScheme opaque-data=here"),
+            Ok(None)
+        );
         assert_eq!(parse_bearer(b"Bearer"), Err(()));
         assert_eq!(parse_bearer(br#"Bearer token="""#), Err(()));
         assert_eq!(parse_bearer(b"Bearer a b"), Err(()));

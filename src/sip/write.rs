@@ -59,7 +59,8 @@ impl<'o> ResponseWriter<'o> {
                 HeaderName::To => {
                     out.extend_from_slice(b"To: ");
                     out.extend_from_slice(h.value);
-                    let tagged = super::addr::NameAddr::parse(h.value).is_some_and(|a| a.tag().is_some());
+                    let tagged =
+                        super::addr::NameAddr::parse(h.value).is_some_and(|a| a.tag().is_some());
                     if !tagged && !to_tag.is_empty() {
                         out.extend_from_slice(b";tag=");
                         out.extend_from_slice(to_tag);
