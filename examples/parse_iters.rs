@@ -15,7 +15,10 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 fn main() {
     let mut args = std::env::args().skip(1);
     let mode = args.next().unwrap_or_default();
-    let n: u64 = args.next().and_then(|n| n.parse().ok()).expect("usage: parse_iters <regstorm|regstorm-frame|rsip|memmem> <N>");
+    let n: u64 = args
+        .next()
+        .and_then(|n| n.parse().ok())
+        .expect("usage: parse_iters <regstorm|regstorm-frame|rsip|memmem> <N>");
     let buf = common::input();
     match mode.as_str() {
         "regstorm" => {

@@ -3,6 +3,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod load;
 pub mod sip;
 

@@ -55,7 +55,10 @@ pub struct RegstormState {
 
 impl RegstormState {
     pub fn new() -> Self {
-        RegstormState { framer: Framer::new(Limits::default()), aor: Vec::with_capacity(128) }
+        RegstormState {
+            framer: Framer::new(Limits::default()),
+            aor: Vec::with_capacity(128),
+        }
     }
 }
 
@@ -112,8 +115,10 @@ pub fn regstorm_read<'b>(
     s.expires = black_box(msg.expires()?).ok_or("no Expires")?;
     s.max_forwards = u32::from(black_box(msg.max_forwards()?).ok_or("no Max-Forwards")?);
     s.content_length = black_box(msg.content_length).ok_or("no Content-Length")?;
-    s.content_subtype_len =
-        black_box(msg.content_type()?).ok_or("no Content-Type")?.subtype.len();
+    s.content_subtype_len = black_box(msg.content_type()?)
+        .ok_or("no Content-Type")?
+        .subtype
+        .len();
 
     for (name, n) in [
         (HeaderName::Require, &mut s.require),
@@ -184,9 +189,18 @@ pub fn rsip_read(buf: &[u8], aor: &mut String) -> Res<Summary> {
         let close = open + v[open..].find('>').ok_or("Contact without >")?;
         black_box(rsip::Uri::try_from(&v[open + 1..close])?);
         let (mut instance, mut device, mut expires) = (None, None, None);
-        for p in v[close + 1..].split(';').map(str::trim).filter(|p| !p.is_empty()) {
-            let (name, value) = p.split_once('=').map_or((p, ""), |(n, v)| (n.trim(), v.trim()));
-            let unquoted = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(value);
+        for p in v[close + 1..]
+            .split(';')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        {
+            let (name, value) = p
+                .split_once('=')
+                .map_or((p, ""), |(n, v)| (n.trim(), v.trim()));
+            let unquoted = value
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or(value);
             if name.eq_ignore_ascii_case("+sip.instance") {
                 instance = Some(unquoted);
             } else if name.eq_ignore_ascii_case(regstorm::sip::DEVICE_NAME_PARAM) {
@@ -238,7 +252,10 @@ pub fn rsip_read(buf: &[u8], aor: &mut String) -> Res<Summary> {
 }
 
 fn count_tags(v: &str) -> usize {
-    v.split(',').map(|t| black_box(t.trim())).filter(|t| !t.is_empty()).count()
+    v.split(',')
+        .map(|t| black_box(t.trim()))
+        .filter(|t| !t.is_empty())
+        .count()
 }
 
 /// Cisco's `Bearer token="..."`, cut out of the raw value (rsip has no Bearer support).
@@ -282,7 +299,10 @@ fn expect_seed(s: &Summary, who: &str) {
         supported: 17,
         token_len: token.len(),
     };
-    let got = Summary { content_subtype_len: 0, ..s.clone() };
+    let got = Summary {
+        content_subtype_len: 0,
+        ..s.clone()
+    };
     assert_eq!(got, want, "{who} read the seed REGISTER differently");
 }
 
@@ -296,9 +316,15 @@ pub fn check_regstorm(buf: &[u8]) {
     assert_eq!(st.aor, b"sip:1010@10.10.10.1");
     // The values behind the lengths, checked once.
     let mut headers = [regstorm::sip::EMPTY_HEADER; 64];
-    let msg = regstorm::sip::parse(buf, &mut headers).unwrap().complete().unwrap();
+    let msg = regstorm::sip::parse(buf, &mut headers)
+        .unwrap()
+        .complete()
+        .unwrap();
     assert_eq!(msg.len(), buf.len());
-    assert_eq!(msg.bearer().unwrap().unwrap().token, regstorm::load::jabber::SAMPLE_TOKEN.as_bytes());
+    assert_eq!(
+        msg.bearer().unwrap().unwrap().token,
+        regstorm::load::jabber::SAMPLE_TOKEN.as_bytes()
+    );
     assert_eq!(msg.date().unwrap(), Some(1_585_566_199));
     // A second pass with the same state (as in the timed loop) must give the same result.
     let mut headers = [regstorm::sip::EMPTY_HEADER; 64];
@@ -320,6 +346,9 @@ pub fn check_rsip(buf: &[u8]) {
 pub fn check_memmem(buf: &[u8]) {
     let finder = memchr::memmem::Finder::new(b"\r\n\r\n");
     let mut headers = [regstorm::sip::EMPTY_HEADER; 64];
-    let msg = regstorm::sip::parse(buf, &mut headers).unwrap().complete().unwrap();
+    let msg = regstorm::sip::parse(buf, &mut headers)
+        .unwrap()
+        .complete()
+        .unwrap();
     assert_eq!(memmem_floor(&finder, buf), Some(msg.head_len - 4));
 }

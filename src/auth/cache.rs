@@ -1,0 +1,334 @@
+//! The verified-token cache: a token's signature is checked once, then its SHA-256 digest finds
+//! the claims the registrar needs. Bounded, evicting with CLOCK; expiry and key withdrawal are
+//! checked at every lookup, so the cache never turns a failed, expired or orphaned token into a
+//! pass.
+//!
+//! Why CLOCK: a Jabber token is presented every re-registration (about every 2 minutes) for
+//! three quarters of its life, then replaced and never seen again. CLOCK's reference bit keeps
+//! every token in use (each is hit again well within one sweep of the hand) and lets replaced
+//! tokens fall out first, like LRU, but a hit is one bit store instead of a list move.
+//! S3-FIFO's guard against one-hit scans buys nothing here: every verified token is a
+//! device's working token.
+//!
+//! Memory: a slot is 120 octets (digest 32, exp 8, key id 8, flags, 64 for the inline claims)
+//! and the index about 5 (a `u32` slot number plus a control byte at 7/8 load), about 125 octets
+//! an entry; claims that do not fit inline spill to the heap.
+
+use super::claims::CompactClaims;
+use super::error::TokenError;
+use super::keyset::KeySet;
+use hashbrown::HashTable;
+
+/// SHA-256 of the token bytes.
+pub type Digest = [u8; 32];
+
+#[derive(Debug)]
+struct Slot {
+    digest: Digest,
+    exp: u64,
+    key_id: u64,
+    referenced: bool,
+    live: bool,
+    claims: CompactClaims,
+}
+
+/// What a lookup found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Lookup<'c> {
+    /// These exact token bytes verified before, the key is still there, and `now` is before
+    /// `exp` plus the leeway.
+    Hit { claims: &'c CompactClaims, exp: u64 },
+    /// These bytes failed recently, for this reason (see [`FailureMemory`]).
+    Failed(TokenError),
+    Miss,
+}
+
+/// What [`TokenCache::lookup`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Found {
+    Slot(u32),
+    Failed(TokenError),
+    Miss,
+}
+
+/// Lookup counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    pub hits: u64,
+    pub misses: u64,
+    pub failure_hits: u64,
+    pub evictions: u64,
+    pub expired: u64,
+    pub orphaned: u64,
+}
+
+/// Recent failures, so a flood of one bad token costs one verification. Small (`capacity`
+/// entries, oldest overwritten), each remembered for `ttl_s`, and cleared whenever the key set
+/// changes (a token that failed for an unknown kid may verify after a rotation). Failures that
+/// depend on the clock (`nbf`) are not remembered.
+#[derive(Debug)]
+pub struct FailureMemory {
+    ring: Vec<(Digest, TokenError, u64)>,
+    next: usize,
+    capacity: usize,
+    ttl_s: u64,
+}
+
+impl FailureMemory {
+    pub fn new(capacity: usize, ttl_s: u64) -> Self {
+        FailureMemory { ring: Vec::with_capacity(capacity.min(4096)), next: 0, capacity, ttl_s }
+    }
+
+    fn get(&self, digest: &Digest, now: u64) -> Option<TokenError> {
+        self.ring
+            .iter()
+            .find(|(d, _, until)| d == digest && now < *until)
+            .map(|(_, e, _)| *e)
+    }
+
+    fn remember(&mut self, digest: Digest, error: TokenError, now: u64) {
+        if self.capacity == 0 || !error.is_permanent() {
+            return;
+        }
+        let entry = (digest, error, now.saturating_add(self.ttl_s));
+        if self.ring.len() < self.capacity {
+            self.ring.push(entry);
+        } else {
+            self.ring[self.next] = entry;
+            self.next = (self.next + 1) % self.capacity;
+        }
+    }
+
+    fn clear(&mut self) {
+        self.ring.clear();
+        self.next = 0;
+    }
+
+    pub fn len(&self) -> usize {
+        self.ring.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ring.is_empty()
+    }
+}
+
+/// A bounded map from token digest to verified claims (one per core: a device's connection
+/// stays on one core).
+#[derive(Debug)]
+pub struct TokenCache {
+    index: HashTable<u32>,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    hand: usize,
+    capacity: usize,
+    leeway_s: u64,
+    failures: FailureMemory,
+    stats: CacheStats,
+}
+
+#[inline]
+fn hash(d: &Digest) -> u64 {
+    // The digest is uniformly distributed: its first eight octets are the hash.
+    u64::from_le_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
+}
+
+/// SHA-256 of `token`.
+pub fn digest(token: &[u8]) -> Digest {
+    let d = ring::digest::digest(&ring::digest::SHA256, token);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
+impl TokenCache {
+    /// A cache of at most `capacity` tokens; `leeway_s` extends `exp` as the verifier does.
+    pub fn new(capacity: usize, leeway_s: u64, failures: FailureMemory) -> Self {
+        TokenCache {
+            index: HashTable::with_capacity(capacity.min(1 << 20)),
+            slots: Vec::with_capacity(capacity.min(1 << 20)),
+            free: Vec::new(),
+            hand: 0,
+            capacity: capacity.max(1),
+            leeway_s,
+            failures,
+            stats: CacheStats::default(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.slots.len() - self.free.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    pub fn stats(&self) -> CacheStats {
+        self.stats
+    }
+
+    fn find(&self, d: &Digest) -> Option<u32> {
+        let slots = &self.slots;
+        self.index.find(hash(d), |&i| slots[i as usize].digest == *d).copied()
+    }
+
+    fn remove_slot(&mut self, i: u32) {
+        let d = self.slots[i as usize].digest;
+        let slots = &self.slots;
+        if let Ok(e) = self.index.find_entry(hash(&d), |&j| slots[j as usize].digest == d) {
+            e.remove();
+        }
+        let s = &mut self.slots[i as usize];
+        s.live = false;
+        s.claims = CompactClaims::default();
+        self.free.push(i);
+    }
+
+    /// Looks `digest` up at `now` against the current key set.
+    pub fn get(&mut self, digest: &Digest, now: u64, keys: &KeySet) -> Lookup<'_> {
+        match self.lookup(digest, now, keys) {
+            Found::Slot(i) => {
+                let s = &self.slots[i as usize];
+                Lookup::Hit { claims: &s.claims, exp: s.exp }
+            }
+            Found::Failed(e) => Lookup::Failed(e),
+            Found::Miss => Lookup::Miss,
+        }
+    }
+
+    /// As [`TokenCache::get`], answering with a slot number for [`TokenCache::slot`], so a
+    /// caller can decide what to do without holding a borrow of the cache.
+    pub fn lookup(&mut self, digest: &Digest, now: u64, keys: &KeySet) -> Found {
+        let Some(i) = self.find(digest) else {
+            if let Some(e) = self.failures.get(digest, now) {
+                self.stats.failure_hits += 1;
+                return Found::Failed(e);
+            }
+            self.stats.misses += 1;
+            return Found::Miss;
+        };
+        let slot = &mut self.slots[i as usize];
+        // MUST: an expired entry or one whose key left the set is a miss right here, not only
+        // when a sweep would have found it.
+        let expired = now >= slot.exp.saturating_add(self.leeway_s);
+        if expired || !keys.contains_id(slot.key_id) {
+            if expired {
+                self.stats.expired += 1;
+            } else {
+                self.stats.orphaned += 1;
+            }
+            self.stats.misses += 1;
+            self.remove_slot(i);
+            return Found::Miss;
+        }
+        slot.referenced = true;
+        self.stats.hits += 1;
+        Found::Slot(i)
+    }
+
+    /// The claims and `exp` in slot `i`, as returned by [`TokenCache::lookup`] or
+    /// [`TokenCache::insert`].
+    pub fn slot(&self, i: u32) -> (&CompactClaims, u64) {
+        let s = &self.slots[i as usize];
+        (&s.claims, s.exp)
+    }
+
+    /// Remembers that `digest` verified under key `key_id` with these claims; returns its slot.
+    pub fn insert(&mut self, digest: Digest, exp: u64, key_id: u64, claims: CompactClaims) -> u32 {
+        if let Some(i) = self.find(&digest) {
+            let s = &mut self.slots[i as usize];
+            (s.exp, s.key_id, s.claims, s.referenced) = (exp, key_id, claims, true);
+            return i;
+        }
+        let slot = Slot { digest, exp, key_id, referenced: false, live: true, claims };
+        let i = if let Some(i) = self.free.pop() {
+            self.slots[i as usize] = slot;
+            i
+        } else if self.slots.len() < self.capacity {
+            self.slots.push(slot);
+            (self.slots.len() - 1) as u32
+        } else {
+            let i = self.evict();
+            self.slots[i as usize] = slot;
+            i
+        };
+        let slots = &self.slots;
+        self.index.insert_unique(hash(&digest), i, |&j| hash(&slots[j as usize].digest));
+        i
+    }
+
+    /// CLOCK: advance the hand, clearing reference bits, until an unreferenced slot is found.
+    fn evict(&mut self) -> u32 {
+        loop {
+            let i = self.hand;
+            self.hand = (self.hand + 1) % self.slots.len();
+            let s = &mut self.slots[i];
+            if s.live && s.referenced {
+                s.referenced = false;
+                continue;
+            }
+            if s.live {
+                self.stats.evictions += 1;
+                self.remove_slot(i as u32);
+            }
+            // The slot is free now; take it back from the free list.
+            if let Some(pos) = self.free.iter().rposition(|&f| f as usize == i) {
+                self.free.swap_remove(pos);
+            }
+            return i as u32;
+        }
+    }
+
+    /// Records a failed verification (see [`FailureMemory`]).
+    pub fn remember_failure(&mut self, digest: Digest, error: TokenError, now: u64) {
+        self.failures.remember(digest, error, now);
+    }
+
+    /// The key set changed: forget failures. Entries of withdrawn keys are dropped lazily, at
+    /// their next lookup, by their key id.
+    pub fn keys_changed(&mut self) {
+        self.failures.clear();
+    }
+
+    /// Drops every entry (when the issuer or audience policy changes).
+    pub fn clear(&mut self) {
+        self.index.clear();
+        self.slots.clear();
+        self.free.clear();
+        self.hand = 0;
+        self.failures.clear();
+    }
+
+    /// Removes expired entries, returning how many (for a low-priority background sweep; lookups
+    /// do not depend on it).
+    pub fn purge_expired(&mut self, now: u64) -> usize {
+        let mut n = 0;
+        for i in 0..self.slots.len() {
+            let s = &self.slots[i];
+            if s.live && now >= s.exp.saturating_add(self.leeway_s) {
+                self.remove_slot(i as u32);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Octets per slot, for reports.
+    pub const SLOT_BYTES: usize = size_of::<Slot>();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slot_fits_the_memory_goal() {
+        // Goal: at most 128 octets per entry, index included (about 5 octets a slot).
+        assert!(TokenCache::SLOT_BYTES + 5 <= 128, "slot is {} octets", TokenCache::SLOT_BYTES);
+    }
+}
