@@ -37,7 +37,10 @@ struct Slot {
 pub enum Lookup<'c> {
     /// These exact token bytes verified before, the key is still there, and `now` is before
     /// `exp` plus the leeway.
-    Hit { claims: &'c CompactClaims, exp: u64 },
+    Hit {
+        claims: &'c CompactClaims,
+        exp: u64,
+    },
     /// These bytes failed recently, for this reason (see [`FailureMemory`]).
     Failed(TokenError),
     Miss,
@@ -76,7 +79,12 @@ pub struct FailureMemory {
 
 impl FailureMemory {
     pub fn new(capacity: usize, ttl_s: u64) -> Self {
-        FailureMemory { ring: Vec::with_capacity(capacity.min(4096)), next: 0, capacity, ttl_s }
+        FailureMemory {
+            ring: Vec::with_capacity(capacity.min(4096)),
+            next: 0,
+            capacity,
+            ttl_s,
+        }
     }
 
     fn get(&self, digest: &Digest, now: u64) -> Option<TokenError> {
@@ -174,13 +182,18 @@ impl TokenCache {
 
     fn find(&self, d: &Digest) -> Option<u32> {
         let slots = &self.slots;
-        self.index.find(hash(d), |&i| slots[i as usize].digest == *d).copied()
+        self.index
+            .find(hash(d), |&i| slots[i as usize].digest == *d)
+            .copied()
     }
 
     fn remove_slot(&mut self, i: u32) {
         let d = self.slots[i as usize].digest;
         let slots = &self.slots;
-        if let Ok(e) = self.index.find_entry(hash(&d), |&j| slots[j as usize].digest == d) {
+        if let Ok(e) = self
+            .index
+            .find_entry(hash(&d), |&j| slots[j as usize].digest == d)
+        {
             e.remove();
         }
         let s = &mut self.slots[i as usize];
@@ -194,7 +207,10 @@ impl TokenCache {
         match self.lookup(digest, now, keys) {
             Found::Slot(i) => {
                 let s = &self.slots[i as usize];
-                Lookup::Hit { claims: &s.claims, exp: s.exp }
+                Lookup::Hit {
+                    claims: &s.claims,
+                    exp: s.exp,
+                }
             }
             Found::Failed(e) => Lookup::Failed(e),
             Found::Miss => Lookup::Miss,
@@ -245,7 +261,14 @@ impl TokenCache {
             (s.exp, s.key_id, s.claims, s.referenced) = (exp, key_id, claims, true);
             return i;
         }
-        let slot = Slot { digest, exp, key_id, referenced: false, live: true, claims };
+        let slot = Slot {
+            digest,
+            exp,
+            key_id,
+            referenced: false,
+            live: true,
+            claims,
+        };
         let i = if let Some(i) = self.free.pop() {
             self.slots[i as usize] = slot;
             i
@@ -258,7 +281,8 @@ impl TokenCache {
             i
         };
         let slots = &self.slots;
-        self.index.insert_unique(hash(&digest), i, |&j| hash(&slots[j as usize].digest));
+        self.index
+            .insert_unique(hash(&digest), i, |&j| hash(&slots[j as usize].digest));
         i
     }
 
@@ -329,6 +353,7 @@ mod tests {
     #[test]
     fn slot_fits_the_memory_goal() {
         // Goal: at most 128 octets per entry, index included (about 5 octets a slot).
-        assert!(TokenCache::SLOT_BYTES + 5 <= 128, "slot is {} octets", TokenCache::SLOT_BYTES);
+        let slot = TokenCache::SLOT_BYTES;
+        assert!(slot + 5 <= 128, "slot is {slot} octets");
     }
 }

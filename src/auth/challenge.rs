@@ -13,7 +13,10 @@ pub fn write_challenge(out: &mut Vec<u8>, realm: &str, invalid_token: bool) {
 
 /// True when `realm` can stand inside a quoted string unescaped.
 pub fn realm_is_valid(realm: &str) -> bool {
-    !realm.is_empty() && realm.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+    !realm.is_empty()
+        && realm
+            .bytes()
+            .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
 }
 
 #[cfg(test)]

@@ -81,13 +81,21 @@ impl Claims {
                 return Err(TokenError::WrongAudience);
             }
         }
-        if raw.nbf.is_some_and(|nbf| now.saturating_add(policy.leeway_s) < nbf) {
+        if raw
+            .nbf
+            .is_some_and(|nbf| now.saturating_add(policy.leeway_s) < nbf)
+        {
             return Err(TokenError::NotYetValid);
         }
         if now >= exp.saturating_add(policy.leeway_s) {
             return Err(TokenError::Expired);
         }
-        Ok(Claims { sub, exp, lines, dev: raw.dev })
+        Ok(Claims {
+            sub,
+            exp,
+            lines,
+            dev: raw.dev,
+        })
     }
 }
 
@@ -180,7 +188,11 @@ mod tests {
     use super::*;
 
     fn claims(json: &str, now: u64) -> Result<Claims, TokenError> {
-        let p = Policy { issuer: Some("ucm".into()), audience: Some("ccmsipline".into()), leeway_s: 30 };
+        let p = Policy {
+            issuer: Some("ucm".into()),
+            audience: Some("ccmsipline".into()),
+            leeway_s: 30,
+        };
         Claims::check(json.as_bytes(), &p, now)
     }
 
@@ -191,17 +203,40 @@ mod tests {
         assert_eq!(claims(ok, 1029).map(|c| c.exp), Ok(1000), "within leeway");
         assert_eq!(claims(ok, 1030), Err(TokenError::Expired));
         assert_eq!(claims(ok, 469), Err(TokenError::NotYetValid));
-        assert_eq!(claims(r#"{"sub":"a","iss":"ucm","aud":"ccmsipline"}"#, 0), Err(TokenError::MissingExp));
-        assert_eq!(claims(r#"{"exp":9,"iss":"ucm","aud":"ccmsipline"}"#, 0), Err(TokenError::MissingSub));
-        assert_eq!(claims(r#"{"sub":"a","exp":9,"iss":"x","aud":"ccmsipline"}"#, 0), Err(TokenError::WrongIssuer));
-        assert_eq!(claims(r#"{"sub":"a","exp":9,"iss":"ucm","aud":"x"}"#, 0), Err(TokenError::WrongAudience));
-        assert_eq!(claims(r#"{"sub":"a","exp":9.5,"iss":"ucm","aud":"ccmsipline"}"#, 0), Err(TokenError::BadClaims));
-        assert_eq!(claims(r#"{"sub":"a","sub":"b","exp":9}"#, 0), Err(TokenError::BadClaims));
+        assert_eq!(
+            claims(r#"{"sub":"a","iss":"ucm","aud":"ccmsipline"}"#, 0),
+            Err(TokenError::MissingExp)
+        );
+        assert_eq!(
+            claims(r#"{"exp":9,"iss":"ucm","aud":"ccmsipline"}"#, 0),
+            Err(TokenError::MissingSub)
+        );
+        assert_eq!(
+            claims(r#"{"sub":"a","exp":9,"iss":"x","aud":"ccmsipline"}"#, 0),
+            Err(TokenError::WrongIssuer)
+        );
+        assert_eq!(
+            claims(r#"{"sub":"a","exp":9,"iss":"ucm","aud":"x"}"#, 0),
+            Err(TokenError::WrongAudience)
+        );
+        assert_eq!(
+            claims(r#"{"sub":"a","exp":9.5,"iss":"ucm","aud":"ccmsipline"}"#, 0),
+            Err(TokenError::BadClaims)
+        );
+        assert_eq!(
+            claims(r#"{"sub":"a","sub":"b","exp":9}"#, 0),
+            Err(TokenError::BadClaims)
+        );
     }
 
     #[test]
     fn compact_claims_round_trip_inline() {
-        let c = Claims { sub: "1010".into(), exp: 9, lines: vec!["1010".into(), "1011".into()], dev: Some("CSFrado".into()) };
+        let c = Claims {
+            sub: "1010".into(),
+            exp: 9,
+            lines: vec!["1010".into(), "1011".into()],
+            dev: Some("CSFrado".into()),
+        };
         let k = CompactClaims::new(&c);
         assert_eq!(k.sub(), b"1010");
         assert_eq!(k.dev(), Some(&b"CSFrado"[..]));
@@ -209,7 +244,11 @@ mod tests {
         assert!(k.covers_user(b"1011") && !k.covers_user(b"1012"));
         assert!(k.covers_device(Some(b"CSFrado")) && !k.covers_device(None));
         assert_eq!(k.spilled(), 0);
-        let open = CompactClaims::new(&Claims { dev: None, lines: vec![], ..c });
+        let open = CompactClaims::new(&Claims {
+            dev: None,
+            lines: vec![],
+            ..c
+        });
         assert!(open.covers_device(None) && open.covers_device(Some(b"any")));
         assert_eq!(open.lines().count(), 0);
     }

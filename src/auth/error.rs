@@ -92,7 +92,11 @@ pub struct KeyError {
 
 impl KeyError {
     pub(crate) fn new(file: &str, kid: Option<&str>, reason: impl Into<String>) -> Self {
-        KeyError { file: file.to_string(), kid: kid.map(str::to_string), reason: reason.into() }
+        KeyError {
+            file: file.to_string(),
+            kid: kid.map(str::to_string),
+            reason: reason.into(),
+        }
     }
 }
 

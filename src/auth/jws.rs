@@ -114,7 +114,13 @@ pub fn decode(token: &[u8]) -> Result<Jws<'_>, TokenError> {
         return Err(TokenError::Critical);
     }
     let alg = Alg::parse(&raw.alg).ok_or(TokenError::UnsupportedAlg)?;
-    Ok(Jws { alg, kid: raw.kid, signing_input: &token[..d2], payload, signature })
+    Ok(Jws {
+        alg,
+        kid: raw.kid,
+        signing_input: &token[..d2],
+        payload,
+        signature,
+    })
 }
 
 impl Jws<'_> {
@@ -134,7 +140,11 @@ impl Jws<'_> {
                     .verify(self.signing_input, &self.signature)
             }
             (KeyKind::Rsa { n, e }, Alg::RS256) => signature::RsaPublicKeyComponents { n, e }
-                .verify(&signature::RSA_PKCS1_2048_8192_SHA256, self.signing_input, &self.signature),
+                .verify(
+                    &signature::RSA_PKCS1_2048_8192_SHA256,
+                    self.signing_input,
+                    &self.signature,
+                ),
             _ => return Err(TokenError::KeyMismatch),
         };
         ok.map_err(|_| TokenError::BadSignature)
@@ -159,6 +169,9 @@ mod tests {
         assert_eq!(decode(b"a.b").unwrap_err(), TokenError::Malformed);
         assert_eq!(decode(b"a.b.c.d.e").unwrap_err(), TokenError::Malformed);
         assert_eq!(decode(b"..").unwrap_err(), TokenError::Malformed);
-        assert_eq!(decode(&vec![b'a'; MAX_TOKEN + 1]).unwrap_err(), TokenError::TooLarge);
+        assert_eq!(
+            decode(&vec![b'a'; MAX_TOKEN + 1]).unwrap_err(),
+            TokenError::TooLarge
+        );
     }
 }

@@ -19,7 +19,10 @@ pub enum KeyKind {
     /// Uncompressed SEC1 point: 0x04 || x || y.
     P256([u8; 65]),
     /// Big-endian modulus and exponent without leading zeros.
-    Rsa { n: Vec<u8>, e: Vec<u8> },
+    Rsa {
+        n: Vec<u8>,
+        e: Vec<u8>,
+    },
 }
 
 /// One verification key.
@@ -48,7 +51,11 @@ impl KeyKind {
         match self {
             KeyKind::Ed25519(x) => format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#, b(x)),
             KeyKind::P256(p) => {
-                format!(r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#, b(&p[1..33]), b(&p[33..]))
+                format!(
+                    r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#,
+                    b(&p[1..33]),
+                    b(&p[33..])
+                )
             }
             KeyKind::Rsa { n, e } => format!(r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#, b(e), b(n)),
         }
@@ -56,7 +63,8 @@ impl KeyKind {
 
     /// The public JWK (with `kid`, `alg` and `use`), as a key set publishes it.
     pub fn public_jwk(&self, kid: &str) -> serde_json::Value {
-        let mut v: serde_json::Value = serde_json::from_str(&self.canonical_jwk()).unwrap_or_default();
+        let mut v: serde_json::Value =
+            serde_json::from_str(&self.canonical_jwk()).unwrap_or_default();
         v["kid"] = kid.into();
         v["use"] = "sig".into();
         v["alg"] = self.alg().as_str().into();
@@ -84,19 +92,32 @@ impl KeyKind {
         let (n, e) = (strip_zeros(n), strip_zeros(e));
         let bits = n.len() * 8 - n.first().map_or(8, |b| b.leading_zeros() as usize);
         if !(2048..=8192).contains(&bits) {
-            return Err(KeyError::new(file, kid, format!("RSA modulus of {bits} bits (2048 to 8192 allowed)")));
+            return Err(KeyError::new(
+                file,
+                kid,
+                format!("RSA modulus of {bits} bits (2048 to 8192 allowed)"),
+            ));
         }
         if e.is_empty() || e.len() > 8 {
             return Err(KeyError::new(file, kid, "RSA exponent out of range"));
         }
-        Ok(KeyKind::Rsa { n: n.to_vec(), e: e.to_vec() })
+        Ok(KeyKind::Rsa {
+            n: n.to_vec(),
+            e: e.to_vec(),
+        })
     }
 }
 
 impl Key {
     pub fn new(kid: Option<String>, alg: Option<Alg>, kind: KeyKind) -> Self {
         let (thumbprint, id) = kind.thumbprint();
-        Key { kid: kid.unwrap_or_else(|| thumbprint.clone()), alg, kind, thumbprint, id }
+        Key {
+            kid: kid.unwrap_or_else(|| thumbprint.clone()),
+            alg,
+            kind,
+            thumbprint,
+            id,
+        }
     }
 }
 
@@ -110,9 +131,17 @@ fn member<'v>(jwk: &'v serde_json::Value, name: &str) -> Option<&'v str> {
     jwk.get(name).and_then(serde_json::Value::as_str)
 }
 
-fn b64_member(file: &str, kid: Option<&str>, jwk: &serde_json::Value, name: &str) -> Result<Vec<u8>, KeyError> {
-    let v = member(jwk, name).ok_or_else(|| KeyError::new(file, kid, format!("missing \"{name}\"")))?;
-    B64URL.decode(v).map_err(|_| KeyError::new(file, kid, format!("\"{name}\" is not base64url")))
+fn b64_member(
+    file: &str,
+    kid: Option<&str>,
+    jwk: &serde_json::Value,
+    name: &str,
+) -> Result<Vec<u8>, KeyError> {
+    let v =
+        member(jwk, name).ok_or_else(|| KeyError::new(file, kid, format!("missing \"{name}\"")))?;
+    B64URL
+        .decode(v)
+        .map_err(|_| KeyError::new(file, kid, format!("\"{name}\" is not base64url")))
 }
 
 impl KeySet {
@@ -144,7 +173,11 @@ impl KeySet {
     /// The key a token names: by `kid`, or the only key when the token has none.
     pub fn find(&self, kid: Option<&str>) -> Result<&Key, TokenError> {
         match kid {
-            Some(kid) => self.keys.iter().find(|k| k.kid == kid).ok_or(TokenError::UnknownKid),
+            Some(kid) => self
+                .keys
+                .iter()
+                .find(|k| k.kid == kid)
+                .ok_or(TokenError::UnknownKid),
             None if self.keys.len() == 1 => Ok(&self.keys[0]),
             None => Err(TokenError::KidRequired),
         }
@@ -177,28 +210,49 @@ impl KeySet {
         let label = kid_owned.clone().unwrap_or_else(|| format!("#{index}"));
         let kid = Some(label.as_str());
         if jwk.get("d").is_some() || jwk.get("p").is_some() || jwk.get("k").is_some() {
-            return Err(KeyError::new(file, kid, "holds private or symmetric key material"));
+            return Err(KeyError::new(
+                file,
+                kid,
+                "holds private or symmetric key material",
+            ));
         }
         if let Some(u) = member(jwk, "use") {
             if u != "sig" {
-                return Err(KeyError::new(file, kid, format!("\"use\" is \"{u}\", not \"sig\"")));
+                return Err(KeyError::new(
+                    file,
+                    kid,
+                    format!("\"use\" is \"{u}\", not \"sig\""),
+                ));
             }
         }
-        let alg = match member(jwk, "alg") {
-            None => None,
-            Some(a) => Some(Alg::parse(a).ok_or_else(|| KeyError::new(file, kid, format!("alg \"{a}\" is not allowed")))?),
-        };
+        let alg =
+            match member(jwk, "alg") {
+                None => None,
+                Some(a) => Some(Alg::parse(a).ok_or_else(|| {
+                    KeyError::new(file, kid, format!("alg \"{a}\" is not allowed"))
+                })?),
+            };
         let kty = member(jwk, "kty").ok_or_else(|| KeyError::new(file, kid, "missing \"kty\""))?;
         let crv = member(jwk, "crv");
         let kind = match (kty, crv) {
             ("OKP", Some("Ed25519")) => {
                 let x = b64_member(file, kid, jwk, "x")?;
-                KeyKind::Ed25519(x.try_into().map_err(|_| KeyError::new(file, kid, "Ed25519 \"x\" is not 32 octets"))?)
+                KeyKind::Ed25519(
+                    x.try_into()
+                        .map_err(|_| KeyError::new(file, kid, "Ed25519 \"x\" is not 32 octets"))?,
+                )
             }
             ("EC", Some("P-256")) => {
-                let (x, y) = (b64_member(file, kid, jwk, "x")?, b64_member(file, kid, jwk, "y")?);
+                let (x, y) = (
+                    b64_member(file, kid, jwk, "x")?,
+                    b64_member(file, kid, jwk, "y")?,
+                );
                 if x.len() != 32 || y.len() != 32 {
-                    return Err(KeyError::new(file, kid, "P-256 coordinates must be 32 octets"));
+                    return Err(KeyError::new(
+                        file,
+                        kid,
+                        "P-256 coordinates must be 32 octets",
+                    ));
                 }
                 let mut p = [0u8; 65];
                 p[0] = 4;
@@ -206,14 +260,27 @@ impl KeySet {
                 p[33..].copy_from_slice(&y);
                 KeyKind::P256(p)
             }
-            ("RSA", _) => KeyKind::rsa(file, kid, &b64_member(file, kid, jwk, "n")?, &b64_member(file, kid, jwk, "e")?)?,
+            ("RSA", _) => KeyKind::rsa(
+                file,
+                kid,
+                &b64_member(file, kid, jwk, "n")?,
+                &b64_member(file, kid, jwk, "e")?,
+            )?,
             (kty, crv) => {
                 let what = crv.map_or_else(|| kty.to_string(), |c| format!("{kty}/{c}"));
-                return Err(KeyError::new(file, kid, format!("key type {what} is not supported (OKP/Ed25519, EC/P-256, RSA)")));
+                return Err(KeyError::new(
+                    file,
+                    kid,
+                    format!("key type {what} is not supported (OKP/Ed25519, EC/P-256, RSA)"),
+                ));
             }
         };
         if alg.is_some_and(|a| a != kind.alg()) {
-            return Err(KeyError::new(file, kid, "\"alg\" does not match the key type"));
+            return Err(KeyError::new(
+                file,
+                kid,
+                "\"alg\" does not match the key type",
+            ));
         }
         Ok(Key::new(kid_owned, alg, kind))
     }
@@ -223,27 +290,46 @@ impl KeySet {
         let (_, pem) = x509_parser::pem::parse_x509_pem(pem)
             .map_err(|_| KeyError::new(file, Some(kid), "not a PEM file"))?;
         if pem.label != "PUBLIC KEY" {
-            return Err(KeyError::new(file, Some(kid), format!("PEM label is \"{}\", want \"PUBLIC KEY\"", pem.label)));
+            return Err(KeyError::new(
+                file,
+                Some(kid),
+                format!("PEM label is \"{}\", want \"PUBLIC KEY\"", pem.label),
+            ));
         }
         let (_, spki) = SubjectPublicKeyInfo::from_der(&pem.contents)
             .map_err(|_| KeyError::new(file, Some(kid), "not a SubjectPublicKeyInfo"))?;
         let oid = &spki.algorithm.algorithm;
         let bits = spki.subject_public_key.data.as_ref();
         let kind = if *oid == OID_SIG_ED25519 {
-            KeyKind::Ed25519(bits.try_into().map_err(|_| KeyError::new(file, Some(kid), "Ed25519 key is not 32 octets"))?)
+            KeyKind::Ed25519(
+                bits.try_into()
+                    .map_err(|_| KeyError::new(file, Some(kid), "Ed25519 key is not 32 octets"))?,
+            )
         } else if *oid == OID_KEY_TYPE_EC_PUBLIC_KEY {
-            let curve = spki.algorithm.parameters.as_ref().and_then(|p| p.as_oid().ok());
+            let curve = spki
+                .algorithm
+                .parameters
+                .as_ref()
+                .and_then(|p| p.as_oid().ok());
             if curve.as_ref() != Some(&OID_EC_P256) {
                 return Err(KeyError::new(file, Some(kid), "EC key is not on P-256"));
             }
-            KeyKind::P256(bits.try_into().map_err(|_| KeyError::new(file, Some(kid), "P-256 key is not an uncompressed point"))?)
+            KeyKind::P256(bits.try_into().map_err(|_| {
+                KeyError::new(file, Some(kid), "P-256 key is not an uncompressed point")
+            })?)
         } else if *oid == OID_PKCS1_RSAENCRYPTION {
             match spki.parsed() {
-                Ok(PublicKey::RSA(rsa)) => KeyKind::rsa(file, Some(kid), rsa.modulus, rsa.exponent)?,
+                Ok(PublicKey::RSA(rsa)) => {
+                    KeyKind::rsa(file, Some(kid), rsa.modulus, rsa.exponent)?
+                }
                 _ => return Err(KeyError::new(file, Some(kid), "malformed RSA public key")),
             }
         } else {
-            return Err(KeyError::new(file, Some(kid), format!("key algorithm {oid} is not supported")));
+            return Err(KeyError::new(
+                file,
+                Some(kid),
+                format!("key algorithm {oid} is not supported"),
+            ));
         };
         Ok(Key::new(Some(kid.to_string()), None, kind))
     }
@@ -251,7 +337,9 @@ impl KeySet {
     /// Loads a JWK set file plus PEM key files (each named by its file stem).
     pub fn load(jwks: Option<&Path>, pems: &[&Path]) -> Result<Self, KeyError> {
         let read = |p: &Path| {
-            std::fs::read(p).map_err(|e| KeyError::new(&p.display().to_string(), None, format!("cannot read: {e}")))
+            std::fs::read(p).map_err(|e| {
+                KeyError::new(&p.display().to_string(), None, format!("cannot read: {e}"))
+            })
         };
         let mut set = match jwks {
             Some(p) => Self::from_jwks(&read(p)?, &p.display().to_string())?,
@@ -259,19 +347,31 @@ impl KeySet {
         };
         for p in pems {
             let file = p.display().to_string();
-            let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
+            let stem = p
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or_default()
+                .to_string();
             let key = Self::pem_key(&read(p)?, &stem, &file)?;
             set.add(key, &file)?;
         }
         if set.is_empty() {
-            return Err(KeyError::new("[auth]", None, "no verification keys configured"));
+            return Err(KeyError::new(
+                "[auth]",
+                None,
+                "no verification keys configured",
+            ));
         }
         Ok(set)
     }
 
     /// This set as a JWK set document.
     pub fn to_jwks(&self) -> serde_json::Value {
-        let keys: Vec<_> = self.keys.iter().map(|k| k.kind.public_jwk(&k.kid)).collect();
+        let keys: Vec<_> = self
+            .keys
+            .iter()
+            .map(|k| k.kind.public_jwk(&k.kid))
+            .collect();
         serde_json::json!({ "keys": keys })
     }
 }
@@ -284,18 +384,31 @@ mod tests {
     fn rfc7638_thumbprint_example() {
         // RFC 7638 §3.1: the RSA key of RFC 7517 appendix A.1 has this thumbprint.
         let n = "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw";
-        let kind = KeyKind::Rsa { n: B64URL.decode(n).unwrap(), e: vec![1, 0, 1] };
-        assert_eq!(kind.thumbprint().0, "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
+        let kind = KeyKind::Rsa {
+            n: B64URL.decode(n).unwrap(),
+            e: vec![1, 0, 1],
+        };
+        assert_eq!(
+            kind.thumbprint().0,
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+        );
     }
 
     #[test]
     fn refuses_other_key_kinds_naming_file_and_kid() {
         let jwks = br#"{"keys":[{"kty":"oct","kid":"hmac","k":"c2VjcmV0"}]}"#;
         let e = KeySet::from_jwks(jwks, "jwks.json").unwrap_err();
-        assert_eq!(e.to_string(), "jwks.json: key \"hmac\": holds private or symmetric key material");
+        assert_eq!(
+            e.to_string(),
+            "jwks.json: key \"hmac\": holds private or symmetric key material"
+        );
         let jwks = br#"{"keys":[{"kty":"EC","crv":"P-384","kid":"p384","x":"AA","y":"AA"}]}"#;
         let e = KeySet::from_jwks(jwks, "k.json").unwrap_err();
-        assert!(e.to_string().starts_with("k.json: key \"p384\": key type EC/P-384 is not supported"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("k.json: key \"p384\": key type EC/P-384 is not supported"),
+            "{e}"
+        );
         let jwks = br#"{"keys":[{"kty":"RSA","kid":"small","n":"AQAB","e":"AQAB"}]}"#;
         let e = KeySet::from_jwks(jwks, "k.json").unwrap_err();
         assert!(e.to_string().contains("RSA modulus of 17 bits"), "{e}");

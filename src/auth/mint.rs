@@ -46,7 +46,10 @@ pub struct Signer {
 
 impl std::fmt::Debug for Signer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Signer").field("alg", &self.alg()).field("kid", &self.kid).finish()
+        f.debug_struct("Signer")
+            .field("alg", &self.alg())
+            .field("kid", &self.kid)
+            .finish()
     }
 }
 
@@ -66,12 +69,18 @@ impl Signer {
         let rng = SystemRandom::new();
         let pair = if let Ok(k) = Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der) {
             Pair::Ed25519(k)
-        } else if let Ok(k) = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &der, &rng) {
+        } else if let Ok(k) =
+            EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &der, &rng)
+        {
             Pair::Es256(k)
         } else if let Ok(k) = RsaKeyPair::from_pkcs8(&der) {
             Pair::Rs256(k)
         } else {
-            return Err(KeyError::new(file, None, "not a PKCS#8 Ed25519, P-256 or RSA private key"));
+            return Err(KeyError::new(
+                file,
+                None,
+                "not a PKCS#8 Ed25519, P-256 or RSA private key",
+            ));
         };
         let kind = match &pair {
             Pair::Ed25519(k) => {
@@ -95,15 +104,25 @@ impl Signer {
     }
 
     fn assemble(pair: Pair, key: Key, kid: String, rng: SystemRandom) -> Self {
-        let header = serde_json::json!({ "alg": key.kind.alg().as_str(), "kid": kid, "typ": "JWT" });
+        let header =
+            serde_json::json!({ "alg": key.kind.alg().as_str(), "kid": kid, "typ": "JWT" });
         let mut header_b64 = B64URL.encode(header.to_string());
         header_b64.push('.');
-        Signer { pair, kid, key, header_b64, rng }
+        Signer {
+            pair,
+            kid,
+            key,
+            header_b64,
+            rng,
+        }
     }
 
     /// The same key under another `kid` (`regstorm token --kid`, `load --kid`).
     pub fn with_kid(self, kid: &str) -> Self {
-        let key = Key { kid: kid.to_string(), ..self.key };
+        let key = Key {
+            kid: kid.to_string(),
+            ..self.key
+        };
         Self::assemble(self.pair, key, kid.to_string(), self.rng)
     }
 
@@ -142,7 +161,10 @@ impl Signer {
         match &self.pair {
             Pair::Ed25519(k) => k.sign(message).as_ref().to_vec(),
             // Signing fails only on an RNG failure, which ring reports as Unspecified.
-            Pair::Es256(k) => k.sign(&self.rng, message).map(|s| s.as_ref().to_vec()).unwrap_or_default(),
+            Pair::Es256(k) => k
+                .sign(&self.rng, message)
+                .map(|s| s.as_ref().to_vec())
+                .unwrap_or_default(),
             Pair::Rs256(k) => {
                 let mut sig = vec![0u8; k.public().modulus_len()];
                 match k.sign(&signature::RSA_PKCS1_SHA256, &self.rng, message, &mut sig) {
@@ -159,10 +181,19 @@ pub fn generate_pkcs8(alg: Alg) -> Result<Vec<u8>, KeyError> {
     let rng = SystemRandom::new();
     let doc = match alg {
         Alg::EdDSA => Ed25519KeyPair::generate_pkcs8(&rng),
-        Alg::ES256 => EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng),
-        Alg::RS256 => return Err(KeyError::new("--alg", None, "RS256 keys cannot be generated here; supply a PKCS#8 RSA key")),
+        Alg::ES256 => {
+            EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+        }
+        Alg::RS256 => {
+            return Err(KeyError::new(
+                "--alg",
+                None,
+                "RS256 keys cannot be generated here; supply a PKCS#8 RSA key",
+            ))
+        }
     };
-    doc.map(|d| d.as_ref().to_vec()).map_err(|_| KeyError::new("--alg", None, "key generation failed"))
+    doc.map(|d| d.as_ref().to_vec())
+        .map_err(|_| KeyError::new("--alg", None, "key generation failed"))
 }
 
 /// PEM armour around DER (`label` e.g. `PRIVATE KEY`), 64 columns.

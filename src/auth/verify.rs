@@ -45,7 +45,11 @@ impl Verifier {
         Verifier {
             keys,
             policy,
-            cache: TokenCache::new(cache_entries, leeway, FailureMemory::new(FAILURE_MEMORY, FAILURE_TTL_S)),
+            cache: TokenCache::new(
+                cache_entries,
+                leeway,
+                FailureMemory::new(FAILURE_MEMORY, FAILURE_TTL_S),
+            ),
             stats: VerifyStats::default(),
         }
     }
@@ -60,7 +64,11 @@ impl Verifier {
         match self.cache.lookup(&d, now, &self.keys) {
             Found::Slot(i) => {
                 let (claims, exp) = self.cache.slot(i);
-                return Ok(VerifiedToken { claims, exp, cached: true });
+                return Ok(VerifiedToken {
+                    claims,
+                    exp,
+                    cached: true,
+                });
             }
             Found::Failed(e) => {
                 self.stats.failures += 1;
@@ -70,9 +78,15 @@ impl Verifier {
         }
         match self.verify_uncached(token, now) {
             Ok((claims, key_id)) => {
-                let i = self.cache.insert(d, claims.exp, key_id, CompactClaims::new(&claims));
+                let i = self
+                    .cache
+                    .insert(d, claims.exp, key_id, CompactClaims::new(&claims));
                 let (claims, exp) = self.cache.slot(i);
-                Ok(VerifiedToken { claims, exp, cached: false })
+                Ok(VerifiedToken {
+                    claims,
+                    exp,
+                    cached: false,
+                })
             }
             Err(e) => {
                 self.stats.failures += 1;

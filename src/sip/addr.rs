@@ -74,8 +74,15 @@ impl<'b> Iterator for ParamIter<'b> {
 
 /// Checks a run of `*(LWS ";" LWS token [LWS "=" LWS (token / host / quoted-string)])` from
 /// `i`, returning where it stops (at `,`, `>`-free end, or anything that is not a parameter).
-/// An empty name (`;;`, RFC 4475 §3.1.2.1) is an error.
-pub(crate) fn parse_params(s: &[u8], mut i: usize) -> Option<usize> {
+/// An empty name (`;;`, RFC 4475 §3.1.2.1) is an error. Each parameter is shown to `visit` in
+/// the same pass (name and value trimmed, a quoted value with its quotes); `visit` refuses a
+/// value by returning `None`.
+#[inline]
+pub(crate) fn parse_params_with<'b>(
+    s: &'b [u8],
+    mut i: usize,
+    mut visit: impl FnMut(&'b [u8], Option<&'b [u8]>) -> Option<()>,
+) -> Option<usize> {
     loop {
         let at = scan::skip_lws(s, i);
         if s.get(at) != Some(&b';') {
@@ -88,6 +95,7 @@ pub(crate) fn parse_params(s: &[u8], mut i: usize) -> Option<usize> {
         }
         i = name_end;
         let eq = scan::skip_lws(s, name_end);
+        let mut value = None;
         if s.get(eq) == Some(&b'=') {
             let v = scan::skip_lws(s, eq + 1);
             i = if s.get(v) == Some(&b'"') {
@@ -99,8 +107,15 @@ pub(crate) fn parse_params(s: &[u8], mut i: usize) -> Option<usize> {
                 }
                 end
             };
+            value = Some(&s[v..i]);
         }
+        visit(&s[n..name_end], value)?;
     }
+}
+
+/// [`parse_params_with`] without a visitor.
+pub(crate) fn parse_params(s: &[u8], i: usize) -> Option<usize> {
+    parse_params_with(s, i, |_, _| Some(()))
 }
 
 /// The content of a quoted string without its quotes (quoted-pairs left as written), or the
@@ -124,6 +139,8 @@ pub struct NameAddr<'b> {
     pub bracketed: bool,
     /// Header parameters after the address (for an addr-spec: everything after the first `;`).
     pub params: Params<'b>,
+    /// The `tag` parameter (From/To), found while the parameters were checked.
+    pub tag: Option<&'b [u8]>,
 }
 
 impl<'b> NameAddr<'b> {
@@ -135,6 +152,23 @@ impl<'b> NameAddr<'b> {
 
     /// Parses one address starting at `i`; returns it and where it ended (at `,` or the end).
     pub(crate) fn parse_at(s: &'b [u8], i: usize) -> Option<(Self, usize)> {
+        Self::parse_at_with(s, i, |_, _| Some(()))
+    }
+
+    /// As [`NameAddr::parse_at`], showing every header parameter to `visit` on the way.
+    #[inline]
+    pub(crate) fn parse_at_with(
+        s: &'b [u8],
+        i: usize,
+        mut visit: impl FnMut(&'b [u8], Option<&'b [u8]>) -> Option<()>,
+    ) -> Option<(Self, usize)> {
+        let mut tag = None;
+        let mut visit = |name: &'b [u8], value: Option<&'b [u8]>| {
+            if name.eq_ignore_ascii_case(b"tag") {
+                tag = value;
+            }
+            visit(name, value)
+        };
         let mut i = scan::skip_lws(s, i);
         let mut display = None;
         match s.get(i)? {
@@ -168,7 +202,7 @@ impl<'b> NameAddr<'b> {
         if s.get(i) == Some(&b'<') {
             let close = i + memchr::memchr(b'>', &s[i..])?;
             let uri = &s[i + 1..close];
-            let end = parse_params(s, close + 1)?;
+            let end = parse_params_with(s, close + 1, &mut visit)?;
             let params = Params {
                 raw: &s[close + 1..end],
             };
@@ -178,6 +212,7 @@ impl<'b> NameAddr<'b> {
                     uri,
                     bracketed: true,
                     params,
+                    tag,
                 },
                 end,
             ));
@@ -193,7 +228,7 @@ impl<'b> NameAddr<'b> {
         if uri.is_empty() || memchr::memchr(b'?', uri).is_some() {
             return None;
         }
-        let end = parse_params(s, uri_end)?;
+        let end = parse_params_with(s, uri_end, &mut visit)?;
         let params = Params {
             raw: &s[uri_end..end],
         };
@@ -203,6 +238,7 @@ impl<'b> NameAddr<'b> {
                 uri,
                 bracketed: false,
                 params,
+                tag,
             },
             end,
         ))
@@ -210,7 +246,7 @@ impl<'b> NameAddr<'b> {
 
     /// The `tag` parameter (From/To).
     pub fn tag(&self) -> Option<&'b [u8]> {
-        self.params.get("tag").flatten()
+        self.tag
     }
 
     /// The URI, parsed.
@@ -232,38 +268,52 @@ pub struct Contact<'b> {
     pub expires: Option<u32>,
     /// `q`, in thousandths (0 to 1000).
     pub q: Option<u16>,
+    /// `+sip.instance` without quotes (`<urn:uuid:...>`), RFC 5626 §4.1.
+    pub instance: Option<&'b [u8]>,
+    /// The Jabber device name from `+u.sip!devicename.ccm.cisco.com`, without quotes.
+    pub device_name: Option<&'b [u8]>,
 }
 
 /// Cisco's contact parameter naming the Jabber device (`"CSFrado"`).
 pub const DEVICE_NAME_PARAM: &str = "+u.sip!devicename.ccm.cisco.com";
 
 impl<'b> Contact<'b> {
-    /// Checks the contact parameters of a parsed address.
-    pub(crate) fn from_addr(addr: NameAddr<'b>) -> Option<Self> {
-        let mut expires = None;
-        let mut q = None;
-        for (name, value) in addr.params.iter() {
+    /// Parses one Contact element at `i`, reading the contact parameters a registrar needs in
+    /// the same pass that checks them.
+    pub(crate) fn parse_at(s: &'b [u8], i: usize) -> Option<(Self, usize)> {
+        let (mut expires, mut q, mut instance, mut device_name) = (None, None, None, None);
+        let (addr, end) = NameAddr::parse_at_with(s, i, |name, value| {
             if name.eq_ignore_ascii_case(b"expires") {
                 expires = Some(scan::parse_decimal(value?, u64::from(u32::MAX))? as u32);
             } else if name.eq_ignore_ascii_case(b"q") {
                 q = Some(parse_qvalue(value?)?);
+            } else if name.eq_ignore_ascii_case(b"+sip.instance") {
+                instance = value.map(unquote);
+            } else if name.eq_ignore_ascii_case(DEVICE_NAME_PARAM.as_bytes()) {
+                device_name = value.map(unquote);
             }
-        }
-        Some(Contact { addr, expires, q })
+            Some(())
+        })?;
+        Some((
+            Contact {
+                addr,
+                expires,
+                q,
+                instance,
+                device_name,
+            },
+            end,
+        ))
     }
 
     /// `+sip.instance` without quotes (`<urn:uuid:...>`), RFC 5626 §4.1.
     pub fn instance(&self) -> Option<&'b [u8]> {
-        self.addr.params.get("+sip.instance").flatten().map(unquote)
+        self.instance
     }
 
     /// The Jabber device name from `+u.sip!devicename.ccm.cisco.com`, without quotes.
     pub fn device_name(&self) -> Option<&'b [u8]> {
-        self.addr
-            .params
-            .get(DEVICE_NAME_PARAM)
-            .flatten()
-            .map(unquote)
+        self.device_name
     }
 }
 

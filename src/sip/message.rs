@@ -344,6 +344,9 @@ pub(crate) fn parse_head<'b>(
 
 /// `SIP/x.y`: `Ok(true)` for 2.0, `Ok(false)` for another well-formed version.
 fn parse_version(v: &[u8]) -> Result<bool, Error> {
+    if v == b"SIP/2.0" {
+        return Ok(true);
+    }
     if v.len() < 7 || !v[..4].eq_ignore_ascii_case(b"SIP/") {
         return Err(Error::BadStartLine);
     }

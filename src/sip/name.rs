@@ -15,8 +15,16 @@ macro_rules! header_names {
             Other(&'b str),
         }
 
+        /// The known names without payload: their discriminants are the dense indices.
+        #[derive(Clone, Copy)]
+        #[repr(u8)]
+        enum Known { $( $variant, )* }
+
         /// How many known names there are: the size of a per-message index by name.
         pub(crate) const KNOWN_NAMES: usize = [$( stringify!($variant) ),*].len();
+
+        const CANONICAL: [&str; KNOWN_NAMES] = [$( $canon ),*];
+        const VARIANTS: [HeaderName<'static>; KNOWN_NAMES] = [$( HeaderName::$variant ),*];
 
         impl<'b> HeaderName<'b> {
             /// The canonical spelling, used when writing.
@@ -30,15 +38,10 @@ macro_rules! header_names {
             /// Dense index of a known name, `None` for `Other`.
             #[inline]
             pub(crate) fn index(&self) -> Option<usize> {
-                #[allow(unused_assignments)]
-                {
-                    let mut i = 0usize;
-                    $(
-                        if matches!(self, HeaderName::$variant) { return Some(i); }
-                        i += 1;
-                    )*
+                match self {
+                    $( HeaderName::$variant => Some(Known::$variant as usize), )*
+                    HeaderName::Other(_) => None,
                 }
-                None
             }
 
             fn from_compact(c: u8) -> Option<Self> {
@@ -47,17 +50,62 @@ macro_rules! header_names {
                     _ => None,
                 }
             }
-
-            fn from_full(name: &[u8]) -> Option<Self> {
-                $(
-                    if name.len() == $canon.len() && name.eq_ignore_ascii_case($canon.as_bytes()) {
-                        return Some(HeaderName::$variant);
-                    }
-                )*
-                None
-            }
         }
     };
+}
+
+/// Up to eight candidate indices per initial letter, 0xFF-terminated: a full name is compared
+/// only with the known names that start like it.
+const BY_INITIAL: [[u8; 8]; 26] = {
+    let mut t = [[0xFFu8; 8]; 26];
+    let mut i = 0;
+    while i < KNOWN_NAMES {
+        let c = CANONICAL[i].as_bytes()[0].to_ascii_lowercase();
+        let row = (c - b'a') as usize;
+        let mut k = 0;
+        while t[row][k] != 0xFF {
+            k += 1;
+        }
+        t[row][k] = i as u8;
+        i += 1;
+    }
+    t
+};
+
+/// Case-insensitive equality of a canonical name (letters and `-`) with a token of the same
+/// length: OR-ing 0x20 folds letters, and no other token byte folds onto a letter or `-`.
+#[inline]
+fn eq_fold(canon: &[u8], name: &[u8]) -> bool {
+    const FOLD: u64 = 0x2020_2020_2020_2020;
+    let word =
+        |b: &[u8]| u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) | FOLD;
+    let mut a = canon.chunks_exact(8);
+    let mut b = name.chunks_exact(8);
+    (&mut a).zip(&mut b).all(|(x, y)| word(x) == word(y))
+        && a.remainder()
+            .iter()
+            .zip(b.remainder())
+            .all(|(&x, &y)| x | 0x20 == y | 0x20)
+}
+
+impl HeaderName<'_> {
+    #[inline]
+    fn from_full(name: &[u8]) -> Option<Self> {
+        let c = name[0].to_ascii_lowercase();
+        if !c.is_ascii_lowercase() {
+            return None;
+        }
+        for &i in &BY_INITIAL[usize::from(c - b'a')] {
+            if i == 0xFF {
+                break;
+            }
+            let canon = CANONICAL[usize::from(i)].as_bytes();
+            if canon.len() == name.len() && eq_fold(canon, name) {
+                return Some(VARIANTS[usize::from(i)]);
+            }
+        }
+        None
+    }
 }
 
 header_names! {
@@ -111,10 +159,11 @@ impl<'b> HeaderName<'b> {
     }
 
     /// Case-insensitive equality, as SIP compares names.
+    #[inline]
     pub fn matches(&self, other: &HeaderName<'_>) -> bool {
         match (self, other) {
             (HeaderName::Other(a), HeaderName::Other(b)) => a.eq_ignore_ascii_case(b),
-            _ => self.index().is_some() && self.index() == other.index(),
+            _ => std::mem::discriminant(self) == std::mem::discriminant(other),
         }
     }
 }
@@ -143,6 +192,27 @@ mod tests {
         );
         assert_eq!(HeaderName::parse(b"q"), HeaderName::Other("q"));
         assert!(HeaderName::Other("X-Foo").matches(&HeaderName::Other("x-foo")));
+    }
+
+    #[test]
+    fn folding_never_confuses_token_bytes_with_name_bytes() {
+        // Every canonical name against every single-byte substitution by a token character.
+        for canon in CANONICAL {
+            for (pos, &c) in canon.as_bytes().iter().enumerate() {
+                for b in 0u8..=255 {
+                    if !crate::sip::scan::TOKEN[b as usize] {
+                        continue;
+                    }
+                    let mut name = canon.as_bytes().to_vec();
+                    name[pos] = b;
+                    assert_eq!(
+                        eq_fold(canon.as_bytes(), &name),
+                        c.eq_ignore_ascii_case(&b),
+                        "{canon} with {b:#x} at {pos}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -30,8 +30,9 @@ const fn class(chars: &[u8], alnum: bool) -> [bool; 256] {
 /// RFC 3261 §25.1 `token`: alphanum and `-.!%*_+`'~`.
 pub(crate) static TOKEN: [bool; 256] = class(b"-.!%*_+`'~", true);
 
-/// RFC 3261 `word` (Call-ID): token characters plus `()<>:\"/[]?{}`.
-pub(crate) static WORD: [bool; 256] = class(b"-.!%*_+`'~()<>:\\\"/[]?{}", true);
+/// Call-ID characters: RFC 3261 `word` (token plus `()<>:\\"/[]?{}`) and the `@` of
+/// `word ["@" word]`.
+pub(crate) static CALL_ID: [bool; 256] = class(b"-.!%*_+`'~()<>:\\\"/[]?{}@", true);
 
 /// Characters of a generic parameter value that is not quoted: `token / host`, where a host
 /// may be an IPv6 reference (RFC 3261 `gen-value`; RFC 5118 §4.5 lets `received` carry one
@@ -89,11 +90,16 @@ pub(crate) fn trim(s: &[u8]) -> &[u8] {
 
 /// End of the run of bytes in `table` starting at `i`.
 #[inline]
-pub(crate) fn span(s: &[u8], mut i: usize, table: &[bool; 256]) -> usize {
-    while i < s.len() && table[s[i] as usize] {
-        i += 1;
+pub(crate) fn span(s: &[u8], i: usize, table: &[bool; 256]) -> usize {
+    match s.get(i..) {
+        Some(rest) => {
+            i + rest
+                .iter()
+                .position(|&b| !table[b as usize])
+                .unwrap_or(rest.len())
+        }
+        None => i,
     }
-    i
 }
 
 /// True when `s` is non-empty and every byte is in `table`.

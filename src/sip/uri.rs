@@ -209,16 +209,24 @@ pub(crate) fn parse_hostport(s: &[u8]) -> Option<(Host<'_>, Option<u16>)> {
         }
         (Host::V6(std::str::from_utf8(inner).ok()?), &s[close + 1..])
     } else {
-        let end = scan::span(s, 0, &HOST);
+        // One pass: the host name's extent, and whether it is all digits and dots (IPv4).
+        let mut end = 0;
+        let mut dotted = true;
+        for &b in s {
+            if !HOST[b as usize] {
+                break;
+            }
+            dotted &= b.is_ascii_digit() || b == b'.';
+            end += 1;
+        }
         let name = &s[..end];
         if name.is_empty() || name[0] == b'.' || name[0] == b'-' {
             return None;
         }
-        let text = std::str::from_utf8(name).ok()?;
-        let host = if name.iter().all(|&b| b.is_ascii_digit() || b == b'.') {
-            Host::V4(text.parse().ok()?)
+        let host = if dotted {
+            Host::V4(parse_ipv4(name)?)
         } else {
-            Host::Name(text)
+            Host::Name(std::str::from_utf8(name).ok()?)
         };
         (host, &s[end..])
     };
@@ -228,6 +236,36 @@ pub(crate) fn parse_hostport(s: &[u8]) -> Option<(Host<'_>, Option<u16>)> {
         _ => return None,
     };
     Some((host, port))
+}
+
+/// Dotted-quad IPv4: four decimal octets, no leading zeros beyond a lone 0 (as `std::net`).
+fn parse_ipv4(s: &[u8]) -> Option<Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let (mut k, mut value, mut digits) = (0usize, 0u16, 0u8);
+    for &b in s {
+        if b == b'.' {
+            if digits == 0 || k == 3 {
+                return None;
+            }
+            octets[k] = value as u8;
+            (k, value, digits) = (k + 1, 0, 0);
+        } else {
+            // A leading zero is allowed only as the octet "0" itself.
+            if digits > 0 && value == 0 {
+                return None;
+            }
+            value = value * 10 + u16::from(b - b'0');
+            digits += 1;
+            if value > 255 {
+                return None;
+            }
+        }
+    }
+    if digits == 0 || k != 3 {
+        return None;
+    }
+    octets[3] = value as u8;
+    Some(Ipv4Addr::from(octets))
 }
 
 /// A canonical address-of-record: scheme, unescaped-then-uniformly-escaped user, lower-case host,
@@ -266,14 +304,26 @@ impl fmt::Display for Aor {
 pub fn write_aor(uri: &SipUri<'_>, out: &mut Vec<u8>) {
     out.extend_from_slice(if uri.sips { b"sips:" } else { b"sip:" });
     if let Some(user) = uri.user {
-        let mut raw = Vec::with_capacity(user.len());
-        scan::unescape_into(user, &mut raw);
-        scan::escape_into(&raw, &URI_USER, out);
+        if memchr::memchr(b'%', user).is_none() {
+            // No escapes: the user is already in canonical form (every byte is in URI_USER).
+            out.extend_from_slice(user);
+        } else {
+            let mut raw = Vec::with_capacity(user.len());
+            scan::unescape_into(user, &mut raw);
+            scan::escape_into(&raw, &URI_USER, out);
+        }
         out.push(b'@');
     }
     match uri.host {
         Host::Name(n) => out.extend(n.bytes().map(|b| b.to_ascii_lowercase())),
-        Host::V4(a) => out.extend_from_slice(a.to_string().as_bytes()),
+        Host::V4(a) => {
+            for (i, octet) in a.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                scan::push_decimal(out, u64::from(octet));
+            }
+        }
         Host::V6(a) => {
             out.push(b'[');
             out.extend(a.bytes().map(|b| b.to_ascii_lowercase()));
@@ -324,6 +374,23 @@ mod tests {
         let nul = Aor::new(&sip("sip:null-%00-null@example.com"));
         assert_eq!(nul.as_str(), "sip:null-%00-null@example.com");
         assert_ne!(Aor::new(&sip("sip:%00@h")), Aor::new(&sip("sip:%00%00@h")));
+    }
+
+    #[test]
+    fn ipv4_like_std() {
+        for s in [
+            "0.0.0.0",
+            "10.10.10.1",
+            "255.255.255.255",
+            "1.2.3",
+            "1.2.3.4.5",
+            "256.1.1.1",
+            "01.1.1.1",
+            "1..1.1",
+            "",
+        ] {
+            assert_eq!(parse_ipv4(s.as_bytes()), s.parse().ok(), "{s}");
+        }
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Via (RFC 3261 §20.42, §18.2.1; RFC 3581 rport): repeated and comma-joined values.
 
-use super::addr::{parse_params, Params};
+use super::addr::{parse_params_with, Params};
 use super::scan::{self, TOKEN};
 use super::uri::{parse_hostport, Host};
 
@@ -15,6 +15,9 @@ pub struct Via<'b> {
     pub host: Host<'b>,
     pub port: Option<u16>,
     pub params: Params<'b>,
+    branch: Option<&'b [u8]>,
+    received: Option<&'b [u8]>,
+    rport: Option<Option<u16>>,
 }
 
 impl<'b> Via<'b> {
@@ -73,34 +76,47 @@ impl<'b> Via<'b> {
         } else {
             Some(scan::parse_decimal(port_text, u64::from(u16::MAX))? as u16)
         };
-        let params_end = parse_params(s, end)?;
+        let (mut branch, mut received, mut rport) = (None, None, None);
+        let params_end = parse_params_with(s, end, |name, value| {
+            if name.eq_ignore_ascii_case(b"branch") {
+                branch = value;
+            } else if name.eq_ignore_ascii_case(b"received") {
+                received = value;
+            } else if name.eq_ignore_ascii_case(b"rport") {
+                rport = Some(match value {
+                    None => None,
+                    Some(v) => Some(scan::parse_decimal(v, u64::from(u16::MAX))? as u16),
+                });
+            }
+            Some(())
+        })?;
         let via = Via {
             raw: scan::trim(&s[start..params_end]),
             transport,
             host,
             port,
             params: Params::from_checked(&s[end..params_end]),
+            branch,
+            received,
+            rport,
         };
         Some((via, params_end))
     }
 
     /// The `branch` parameter.
     pub fn branch(&self) -> Option<&'b [u8]> {
-        self.params.get("branch").flatten()
+        self.branch
     }
 
     /// The `received` parameter (with or without brackets, RFC 5118 §4.5).
     pub fn received(&self) -> Option<&'b [u8]> {
-        self.params.get("received").flatten()
+        self.received
     }
 
     /// `rport`: `Some(None)` when the client asks for it (RFC 3581 §3), `Some(Some(p))` when
     /// filled in.
     pub fn rport(&self) -> Option<Option<u16>> {
-        self.params.get("rport").map(|v| {
-            v.and_then(|v| scan::parse_decimal(v, u64::from(u16::MAX)))
-                .map(|p| p as u16)
-        })
+        self.rport
     }
 }
 

@@ -6,7 +6,7 @@ use super::addr::{parse_params, Contact, ContactValue, NameAddr, Params};
 use super::error::Error;
 use super::message::{Header, Message, Method, StartLine};
 use super::name::HeaderName;
-use super::scan::{self, B64TOKEN, TOKEN, WORD};
+use super::scan::{self, B64TOKEN, CALL_ID, TOKEN};
 use super::uri::{SipUri, Uri};
 use super::via::{next_element, Via};
 
@@ -109,8 +109,8 @@ fn parse_contact_at(s: &[u8], i: usize) -> Option<(ContactValue<'_>, usize)> {
     if s.get(j) == Some(&b'*') {
         return Some((ContactValue::Wildcard, j + 1));
     }
-    let (addr, end) = NameAddr::parse_at(s, j)?;
-    Some((ContactValue::Addr(Contact::from_addr(addr)?), end))
+    let (contact, end) = Contact::parse_at(s, j)?;
+    Some((ContactValue::Addr(contact), end))
 }
 
 fn parse_token_at(s: &[u8], i: usize) -> Option<(&[u8], usize)> {
@@ -172,7 +172,7 @@ impl<'h, 'b> Message<'h, 'b> {
     /// Call-ID: `word ["@" word]`.
     pub fn call_id(&self) -> Result<&'b [u8], Error> {
         let v = self.required(HeaderName::CallId)?;
-        let ok = !v.is_empty() && v.iter().all(|&b| WORD[b as usize] || b == b'@');
+        let ok = scan::span(v, 0, &CALL_ID) == v.len() && !v.is_empty();
         ok.then_some(v).ok_or(Error::BadValue(HeaderName::CallId))
     }
 
