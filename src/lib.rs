@@ -4,6 +4,8 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod cli;
+pub mod lab;
 pub mod load;
 pub mod sip;
 

@@ -109,6 +109,9 @@ pub fn decode(token: &[u8]) -> Result<Jws<'_>, TokenError> {
     let header = decode_segment(h, MAX_HEADER_B64)?;
     let payload = decode_segment(p, MAX_CLAIMS_B64)?;
     let signature = decode_segment(s, MAX_SIGNATURE_B64)?;
+    if !super::claims::json_depth_ok(&header, super::claims::MAX_JSON_DEPTH) {
+        return Err(TokenError::BadHeader);
+    }
     let raw: RawHeader = serde_json::from_slice(&header).map_err(|_| TokenError::BadHeader)?;
     if raw.crit.is_some() {
         return Err(TokenError::Critical);

@@ -14,7 +14,7 @@ mod verify;
 
 pub use cache::{digest, CacheStats, Digest, FailureMemory, Found, Lookup, TokenCache};
 pub use challenge::{realm_is_valid, write_challenge};
-pub use claims::{Claims, CompactClaims, Policy, MAX_CLAIM_STRING, MAX_LINES};
+pub use claims::{Claims, CompactClaims, Policy, MAX_CLAIM_STRING, MAX_JSON_DEPTH, MAX_LINES};
 pub use error::{KeyError, TokenError};
 pub use jws::{decode, Alg, Jws, MAX_CLAIMS_B64, MAX_HEADER_B64, MAX_SIGNATURE_B64, MAX_TOKEN};
 pub use keyset::{Key, KeyKind, KeySet};

@@ -1,0 +1,150 @@
+//! The command line: clap definitions, and turning flags and files into library calls. Bad
+//! usage exits 2 with one line naming the flag or file at fault.
+
+use crate::auth::{Alg, Signer, TokenClaims};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// A SIP OAuth registrar for Cisco Jabber, and the load engine that storms it.
+#[derive(Parser, Debug)]
+#[command(name = "regstorm", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log verbosity on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogLevel::Info)]
+    pub log_level: LogLevel,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Write lab material: CA, server and Expressway-C certificates, a signing key, its
+    /// jwks.json, and a registrar.toml that uses them.
+    Keys(KeysArgs),
+    /// Print one signed access token.
+    Token(TokenArgs),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum KeyAlg {
+    #[value(name = "EdDSA")]
+    EdDsa,
+    #[value(name = "ES256")]
+    Es256,
+}
+
+#[derive(Args, Debug)]
+pub struct KeysArgs {
+    /// Folder to write into (created if missing).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Signing key algorithm.
+    #[arg(long, value_enum, default_value_t = KeyAlg::EdDsa)]
+    pub alg: KeyAlg,
+}
+
+#[derive(Args, Debug)]
+pub struct TokenArgs {
+    /// PKCS#8 private key (PEM or DER): Ed25519, P-256 or RSA.
+    #[arg(long)]
+    pub key: PathBuf,
+    /// Key id for the header (default: the key's RFC 7638 thumbprint).
+    #[arg(long)]
+    pub kid: Option<String>,
+    /// The user (`sub`).
+    #[arg(long)]
+    pub sub: String,
+    /// Line numbers the token allows, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub lines: Vec<String>,
+    /// Device name (`dev`), e.g. CSFrado.
+    #[arg(long)]
+    pub dev: Option<String>,
+    /// Lifetime in seconds.
+    #[arg(long, default_value_t = 3600)]
+    pub ttl: u64,
+    /// Issuer (`iss`).
+    #[arg(long)]
+    pub iss: Option<String>,
+    /// Audience (`aud`).
+    #[arg(long)]
+    pub aud: Option<String>,
+}
+
+/// A failure the user can fix: printed as one line, exit status 2.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn now_s() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<(), UsageError> {
+    match cli.command {
+        Command::Keys(a) => keys(a),
+        Command::Token(a) => token(a),
+    }
+}
+
+fn keys(a: KeysArgs) -> Result<(), UsageError> {
+    let alg = match a.alg {
+        KeyAlg::EdDsa => Alg::EdDSA,
+        KeyAlg::Es256 => Alg::ES256,
+    };
+    let lab = crate::lab::generate(alg).map_err(|e| UsageError(e.to_string()))?;
+    let files = lab.write(&a.out).map_err(|e| UsageError(e.to_string()))?;
+    for f in files {
+        println!("{}", f.display());
+    }
+    eprintln!("signing key {} ({}), kid {}", a.out.join("signing.key").display(), alg.as_str(), lab.kid);
+    Ok(())
+}
+
+fn token(a: TokenArgs) -> Result<(), UsageError> {
+    let file = a.key.display().to_string();
+    let bytes = std::fs::read(&a.key).map_err(|e| UsageError(format!("--key {file}: {e}")))?;
+    let mut signer = Signer::from_pkcs8(&bytes, &file).map_err(|e| UsageError(e.to_string()))?;
+    if let Some(kid) = &a.kid {
+        if kid.is_empty() {
+            return Err(UsageError("--kid: empty".into()));
+        }
+        signer = signer.with_kid(kid);
+    }
+    if a.sub.is_empty() {
+        return Err(UsageError("--sub: empty".into()));
+    }
+    if a.ttl == 0 {
+        return Err(UsageError("--ttl: must be at least 1 second".into()));
+    }
+    let now = now_s();
+    let lines: Vec<&str> = a.lines.iter().map(String::as_str).collect();
+    let claims = TokenClaims {
+        sub: &a.sub,
+        iat: now,
+        exp: now + a.ttl,
+        nbf: None,
+        iss: a.iss.as_deref(),
+        aud: a.aud.as_deref(),
+        lines: &lines,
+        dev: a.dev.as_deref(),
+    };
+    println!("{}", signer.mint(&claims));
+    Ok(())
+}
