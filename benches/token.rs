@@ -13,7 +13,11 @@ const NOW: u64 = 1_800_000_000;
 
 fn signer(alg: Alg) -> Signer {
     let pkcs8 = match alg {
-        Alg::RS256 => std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/rsa2048.pem")).unwrap(),
+        Alg::RS256 => std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/rsa2048.pem"
+        ))
+        .unwrap(),
         _ => generate_pkcs8(alg).unwrap(),
     };
     Signer::from_pkcs8(&pkcs8, "bench key").unwrap()
@@ -40,7 +44,11 @@ fn jabber_token(s: &Signer) -> String {
     v["token_type"] = "Self-Contained".into();
     v["jti"] = "1e61a645-99b1-4da5-a7d4-6e657660625c".into();
     v["cache_key"] = pad.into();
-    let header = format!(r#"{{"alg":"{}","kid":"{}","typ":"JWT"}}"#, s.alg().as_str(), s.kid());
+    let header = format!(
+        r#"{{"alg":"{}","kid":"{}","typ":"JWT"}}"#,
+        s.alg().as_str(),
+        s.kid()
+    );
     use base64::Engine;
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let input = format!("{}.{}", b64.encode(header), b64.encode(v.to_string()));
@@ -57,7 +65,10 @@ fn verify(c: &mut Criterion) {
         // A miss: the full path a fresh token takes (decode, signature, claims), with a
         // verifier whose cache is emptied each time so every iteration verifies.
         let mut v = Verifier::new(keys.clone(), Policy::default(), 1);
-        assert!(v.verify(token.as_bytes(), NOW).is_ok(), "{alg:?} token must verify");
+        assert!(
+            v.verify(token.as_bytes(), NOW).is_ok(),
+            "{alg:?} token must verify"
+        );
         g.throughput(Throughput::Bytes(token.len() as u64));
         g.bench_with_input(BenchmarkId::new("miss", alg.as_str()), &token, |b, t| {
             b.iter(|| {
@@ -76,16 +87,25 @@ fn verify(c: &mut Criterion) {
                 // Fillers fail verification (their signatures are garbled), so insert their
                 // digests directly as entries of this key.
                 let d = regstorm::auth::digest(f.as_bytes());
-                hot.cache_mut().insert(d, NOW + 3600, s.public_key().id, Default::default());
+                hot.cache_mut().insert(
+                    d,
+                    NOW + 3600,
+                    s.public_key().binding_for(Some(s.kid())),
+                    Default::default(),
+                );
             }
             assert!(hot.verify(token.as_bytes(), NOW).is_ok());
             assert!(hot.verify(token.as_bytes(), NOW).unwrap().cached);
             g.bench_with_input(BenchmarkId::new("hit", alg.as_str()), &token, |b, t| {
                 b.iter(|| black_box(hot.verify(black_box(t.as_bytes()), NOW).map(|t| t.exp)))
             });
-            g.bench_with_input(BenchmarkId::new("decode_only", alg.as_str()), &token, |b, t| {
-                b.iter(|| black_box(decode(black_box(t.as_bytes())).map(|j| j.payload.len())))
-            });
+            g.bench_with_input(
+                BenchmarkId::new("decode_only", alg.as_str()),
+                &token,
+                |b, t| {
+                    b.iter(|| black_box(decode(black_box(t.as_bytes())).map(|j| j.payload.len())))
+                },
+            );
         }
     }
     g.finish();

@@ -92,7 +92,9 @@ impl std::fmt::Display for UsageError {
 }
 
 fn now_s() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Runs a parsed command line.
@@ -113,7 +115,12 @@ fn keys(a: KeysArgs) -> Result<(), UsageError> {
     for f in files {
         println!("{}", f.display());
     }
-    eprintln!("signing key {} ({}), kid {}", a.out.join("signing.key").display(), alg.as_str(), lab.kid);
+    eprintln!(
+        "signing key {} ({}), kid {}",
+        a.out.join("signing.key").display(),
+        alg.as_str(),
+        lab.kid
+    );
     Ok(())
 }
 

@@ -30,7 +30,10 @@ impl fmt::Display for LabError {
 impl std::error::Error for LabError {}
 
 fn err(file: &Path, reason: impl fmt::Display) -> LabError {
-    LabError { file: file.to_path_buf(), reason: reason.to_string() }
+    LabError {
+        file: file.to_path_buf(),
+        reason: reason.to_string(),
+    }
 }
 
 /// Everything `keys` writes, in memory.
@@ -55,22 +58,36 @@ pub fn generate(alg: Alg) -> Result<LabMaterial, LabError> {
 
     let ca_key = KeyPair::generate().map_err(tls)?;
     let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(tls)?;
-    ca.distinguished_name.push(DnType::CommonName, "regstorm lab CA");
+    ca.distinguished_name
+        .push(DnType::CommonName, "regstorm lab CA");
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    ca.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     let ca_cert = ca.self_signed(&ca_key).map_err(tls)?;
 
     let server_key = KeyPair::generate().map_err(tls)?;
-    let mut server = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()])
-        .map_err(tls)?;
-    server.distinguished_name.push(DnType::CommonName, "localhost");
+    let mut server = CertificateParams::new(vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ])
+    .map_err(tls)?;
+    server
+        .distinguished_name
+        .push(DnType::CommonName, "localhost");
     server.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let server_cert = server.signed_by(&server_key, &ca_cert, &ca_key).map_err(tls)?;
+    let server_cert = server
+        .signed_by(&server_key, &ca_cert, &ca_key)
+        .map_err(tls)?;
 
     let exp_key = KeyPair::generate().map_err(tls)?;
     let mut exp = CertificateParams::new(vec![EXPRESSWAY_NAME.to_string()]).map_err(tls)?;
-    exp.distinguished_name.push(DnType::CommonName, EXPRESSWAY_NAME);
+    exp.distinguished_name
+        .push(DnType::CommonName, EXPRESSWAY_NAME);
     exp.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     exp.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     let exp_cert = exp.signed_by(&exp_key, &ca_cert, &ca_key).map_err(tls)?;
@@ -176,6 +193,9 @@ fn write_file(path: &Path, content: &[u8], private: bool) -> Result<(), LabError
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(if private { 0o600 } else { 0o644 });
     }
-    let mut f = opts.open(path).map_err(|e| err(path, format!("cannot write: {e}")))?;
-    f.write_all(content).map_err(|e| err(path, format!("cannot write: {e}")))
+    let mut f = opts
+        .open(path)
+        .map_err(|e| err(path, format!("cannot write: {e}")))?;
+    f.write_all(content)
+        .map_err(|e| err(path, format!("cannot write: {e}")))
 }

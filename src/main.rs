@@ -15,7 +15,10 @@ fn main() {
         LogLevel::Debug => tracing::Level::DEBUG,
         LogLevel::Trace => tracing::Level::TRACE,
     };
-    tracing_subscriber::fmt().with_max_level(level).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .init();
     if let Err(e) = regstorm::cli::run(cli) {
         eprintln!("regstorm: {e}");
         std::process::exit(2);

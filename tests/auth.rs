@@ -14,7 +14,9 @@ use std::sync::Arc;
 const NOW: u64 = 1_800_000_000;
 
 fn data(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
 }
 
 fn signer(alg: Alg) -> Signer {
@@ -58,11 +60,17 @@ fn forge(s: &Signer, header: &str, payload: &str) -> String {
 }
 
 fn header_of(s: &Signer) -> String {
-    format!(r#"{{"alg":"{}","kid":"{}","typ":"JWT"}}"#, s.alg().as_str(), s.kid())
+    format!(
+        r#"{{"alg":"{}","kid":"{}","typ":"JWT"}}"#,
+        s.alg().as_str(),
+        s.kid()
+    )
 }
 
 fn payload(extra: &str) -> String {
-    format!(r#"{{"sub":"1010","iss":"https://cucm.example.com/ssosp/oauth","aud":"ccmsipline"{extra}}}"#)
+    format!(
+        r#"{{"sub":"1010","iss":"https://cucm.example.com/ssosp/oauth","aud":"ccmsipline"{extra}}}"#
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -74,19 +82,29 @@ fn jws_dir() -> Option<PathBuf> {
         return Some(d);
     }
     if std::env::var_os("REGSTORM_SKIP_CONFORMANCE").is_some() {
-        eprintln!("!!! SKIPPED: ../shared/conformance/jws is absent (REGSTORM_SKIP_CONFORMANCE set)");
+        eprintln!(
+            "!!! SKIPPED: ../shared/conformance/jws is absent (REGSTORM_SKIP_CONFORMANCE set)"
+        );
         return None;
     }
-    panic!("../shared/conformance/jws not found: set REGSTORM_SKIP_CONFORMANCE=1 to skip knowingly");
+    panic!(
+        "../shared/conformance/jws not found: set REGSTORM_SKIP_CONFORMANCE=1 to skip knowingly"
+    );
 }
 
 #[test]
 fn rfc_jws_vectors_verify_and_tampered_copies_fail() {
     let Some(dir) = jws_dir() else { return };
     let mut checked = Vec::new();
-    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
-    for path in files.iter().filter(|p| p.extension().is_some_and(|e| e == "json")) {
+    for path in files
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+    {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
         let jws = v["jws"].as_str().unwrap();
@@ -94,17 +112,30 @@ fn rfc_jws_vectors_verify_and_tampered_copies_fail() {
         let jwks = serde_json::json!({ "keys": [v["jwk"].clone()] }).to_string();
         if v["alg"] == "ES512" {
             // Not on the allow-list: refused as an algorithm, and its P-521 key at load time.
-            assert_eq!(decode(jws.as_bytes()).unwrap_err(), TokenError::UnsupportedAlg, "{name}");
+            assert_eq!(
+                decode(jws.as_bytes()).unwrap_err(),
+                TokenError::UnsupportedAlg,
+                "{name}"
+            );
             let e = KeySet::from_jwks(jwks.as_bytes(), &name).unwrap_err();
-            assert!(e.to_string().contains("EC/P-521 is not supported"), "{name}: {e}");
+            assert!(
+                e.to_string().contains("EC/P-521 is not supported"),
+                "{name}: {e}"
+            );
             checked.push(name);
             continue;
         }
         let keys = KeySet::from_jwks(jwks.as_bytes(), &name).unwrap_or_else(|e| panic!("{e}"));
         let token = decode(jws.as_bytes()).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(token.alg.as_str(), v["alg"].as_str().unwrap(), "{name}");
-        assert_eq!(token.payload, v["payload_json"].as_str().unwrap().as_bytes(), "{name}");
-        let key = keys.find(token.kid.as_deref()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(
+            token.payload,
+            v["payload_json"].as_str().unwrap().as_bytes(),
+            "{name}"
+        );
+        let key = keys
+            .find(token.kid.as_deref())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
         let outcome = token.verify(key);
         if valid {
             assert_eq!(outcome, Ok(()), "{name} must verify");
@@ -113,7 +144,11 @@ fn rfc_jws_vectors_verify_and_tampered_copies_fail() {
         }
         checked.push(name);
     }
-    assert_eq!(checked.len(), 10, "5 vectors and 5 tampered copies: {checked:?}");
+    assert_eq!(
+        checked.len(),
+        10,
+        "5 vectors and 5 tampered copies: {checked:?}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -147,8 +182,14 @@ fn attack_alg_none() {
 fn attack_hs256_keyed_with_the_public_key() {
     let (s, mut v) = eddsa_setup();
     let header = format!(r#"{{"alg":"HS256","kid":"{}"}}"#, s.kid());
-    let input = format!("{}.{}", B64.encode(header), B64.encode(payload(&format!(r#","exp":{}"#, NOW + 600))));
-    let regstorm::auth::KeyKind::Ed25519(public) = &s.public_key().kind else { unreachable!() };
+    let input = format!(
+        "{}.{}",
+        B64.encode(header),
+        B64.encode(payload(&format!(r#","exp":{}"#, NOW + 600)))
+    );
+    let regstorm::auth::KeyKind::Ed25519(public) = &s.public_key().kind else {
+        unreachable!()
+    };
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, public);
     let tag = ring::hmac::sign(&key, input.as_bytes());
     let token = format!("{input}.{}", B64.encode(tag.as_ref()));
@@ -166,14 +207,21 @@ fn attack_signature_by_another_key_under_a_known_kid() {
 #[test]
 fn attack_unknown_kid() {
     let (s, mut v) = eddsa_setup();
-    let token = forge(&s, r#"{"alg":"EdDSA","kid":"nobody"}"#, &payload(&format!(r#","exp":{}"#, NOW + 600)));
+    let token = forge(
+        &s,
+        r#"{"alg":"EdDSA","kid":"nobody"}"#,
+        &payload(&format!(r#","exp":{}"#, NOW + 600)),
+    );
     assert_eq!(refused(&mut v, &token), TokenError::UnknownKid);
 }
 
 #[test]
 fn attack_expired() {
     let (s, mut v) = eddsa_setup();
-    assert_eq!(refused(&mut v, &s.mint(&claims(NOW - 31))), TokenError::Expired);
+    assert_eq!(
+        refused(&mut v, &s.mint(&claims(NOW - 31))),
+        TokenError::Expired
+    );
     // Inside the leeway it still passes.
     assert!(v.verify(s.mint(&claims(NOW - 29)).as_bytes(), NOW).is_ok());
 }
@@ -181,41 +229,67 @@ fn attack_expired() {
 #[test]
 fn attack_not_yet_valid() {
     let (s, mut v) = eddsa_setup();
-    let token = s.mint(&TokenClaims { nbf: Some(NOW + 120), ..claims(NOW + 600) });
+    let token = s.mint(&TokenClaims {
+        nbf: Some(NOW + 120),
+        ..claims(NOW + 600)
+    });
     assert_eq!(refused(&mut v, &token), TokenError::NotYetValid);
 }
 
 #[test]
 fn attack_no_exp() {
     let (s, mut v) = eddsa_setup();
-    assert_eq!(refused(&mut v, &forge(&s, &header_of(&s), &payload(""))), TokenError::MissingExp);
+    assert_eq!(
+        refused(&mut v, &forge(&s, &header_of(&s), &payload(""))),
+        TokenError::MissingExp
+    );
 }
 
 #[test]
 fn attack_wrong_issuer() {
     let (s, mut v) = eddsa_setup();
-    let token = s.mint(&TokenClaims { iss: Some("https://evil.example.com"), ..claims(NOW + 600) });
+    let token = s.mint(&TokenClaims {
+        iss: Some("https://evil.example.com"),
+        ..claims(NOW + 600)
+    });
     assert_eq!(refused(&mut v, &token), TokenError::WrongIssuer);
 }
 
 #[test]
 fn attack_wrong_audience() {
     let (s, mut v) = eddsa_setup();
-    let token = s.mint(&TokenClaims { aud: Some("webex"), ..claims(NOW + 600) });
+    let token = s.mint(&TokenClaims {
+        aud: Some("webex"),
+        ..claims(NOW + 600)
+    });
     assert_eq!(refused(&mut v, &token), TokenError::WrongAudience);
-    let arr = forge(&s, &header_of(&s), &payload_with_aud(r#"["a","ccmsipline"]"#));
-    assert!(v.verify(arr.as_bytes(), NOW).is_ok(), "an array containing the audience passes");
+    let arr = forge(
+        &s,
+        &header_of(&s),
+        &payload_with_aud(r#"["a","ccmsipline"]"#),
+    );
+    assert!(
+        v.verify(arr.as_bytes(), NOW).is_ok(),
+        "an array containing the audience passes"
+    );
 }
 
 fn payload_with_aud(aud: &str) -> String {
-    format!(r#"{{"sub":"1010","iss":"https://cucm.example.com/ssosp/oauth","aud":{aud},"exp":{}}}"#, NOW + 600)
+    format!(
+        r#"{{"sub":"1010","iss":"https://cucm.example.com/ssosp/oauth","aud":{aud},"exp":{}}}"#,
+        NOW + 600
+    )
 }
 
 #[test]
 fn attack_payload_swapped_under_a_valid_signature() {
     let (s, mut v) = eddsa_setup();
     let good = s.mint(&claims(NOW + 600));
-    let other = s.mint(&TokenClaims { sub: "9999", lines: &["9999"], ..claims(NOW + 600) });
+    let other = s.mint(&TokenClaims {
+        sub: "9999",
+        lines: &["9999"],
+        ..claims(NOW + 600)
+    });
     let g: Vec<&str> = good.split('.').collect();
     let o: Vec<&str> = other.split('.').collect();
     let swapped = format!("{}.{}.{}", g[0], o[1], g[2]);
@@ -228,7 +302,10 @@ fn attack_truncated() {
     let token = s.mint(&claims(NOW + 600));
     for cut in [1, 2, 3, 10, 43] {
         let e = refused(&mut v, &token[..token.len() - cut]);
-        assert!(matches!(e, TokenError::BadSignature | TokenError::BadBase64), "cut {cut}: {e:?}");
+        assert!(
+            matches!(e, TokenError::BadSignature | TokenError::BadBase64),
+            "cut {cut}: {e:?}"
+        );
     }
     let two = &token[..token.rfind('.').unwrap()];
     assert_eq!(refused(&mut v, two), TokenError::Malformed);
@@ -241,7 +318,13 @@ fn attack_padded_or_whitespace_laced_base64url() {
     let parts: Vec<&str> = token.split('.').collect();
     let padded = format!("{}.{}=.{}", parts[0], parts[1], parts[2]);
     assert_eq!(refused(&mut v, &padded), TokenError::BadBase64);
-    let spaced = format!("{}.{} {}.{}", parts[0], &parts[1][..8], &parts[1][8..], parts[2]);
+    let spaced = format!(
+        "{}.{} {}.{}",
+        parts[0],
+        &parts[1][..8],
+        &parts[1][8..],
+        parts[2]
+    );
     assert_eq!(refused(&mut v, &spaced), TokenError::BadBase64);
     let newline = format!("{}.{}\n.{}", parts[0], parts[1], parts[2]);
     assert_eq!(refused(&mut v, &newline), TokenError::BadBase64);
@@ -254,8 +337,15 @@ fn attack_padded_or_whitespace_laced_base64url() {
 #[test]
 fn attack_non_json() {
     let (s, mut v) = eddsa_setup();
-    assert_eq!(refused(&mut v, &forge(&s, &header_of(&s), "not json")), TokenError::BadClaims);
-    let bad_header = forge(&s, "{alg:EdDSA}", &payload(&format!(r#","exp":{}"#, NOW + 600)));
+    assert_eq!(
+        refused(&mut v, &forge(&s, &header_of(&s), "not json")),
+        TokenError::BadClaims
+    );
+    let bad_header = forge(
+        &s,
+        "{alg:EdDSA}",
+        &payload(&format!(r#","exp":{}"#, NOW + 600)),
+    );
     assert_eq!(refused(&mut v, &bad_header), TokenError::BadHeader);
 }
 
@@ -263,8 +353,15 @@ fn attack_non_json() {
 fn attack_64_kib_token() {
     let (_, mut v) = eddsa_setup();
     let huge = "A".repeat(64 * 1024);
-    assert_eq!(refused(&mut v, &format!("{huge}.{huge}.{huge}")), TokenError::TooLarge);
-    assert_eq!(v.stats().verifications, 0, "refused before any signature work");
+    assert_eq!(
+        refused(&mut v, &format!("{huge}.{huge}.{huge}")),
+        TokenError::TooLarge
+    );
+    assert_eq!(
+        v.stats().verifications,
+        0,
+        "refused before any signature work"
+    );
 }
 
 #[test]
@@ -272,17 +369,32 @@ fn attack_deeply_nested_json() {
     let (s, mut v) = eddsa_setup();
     let nest = format!("{}{}", "[".repeat(1000), "]".repeat(1000));
     let p = payload(&format!(r#","exp":{},"x":{nest}"#, NOW + 600));
-    assert_eq!(refused(&mut v, &forge(&s, &header_of(&s), &p)), TokenError::BadClaims);
+    assert_eq!(
+        refused(&mut v, &forge(&s, &header_of(&s), &p)),
+        TokenError::BadClaims
+    );
     let deeper = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
     let p = payload(&format!(r#","exp":{},"x":{deeper}"#, NOW + 600));
-    assert_eq!(refused(&mut v, &forge(&s, &header_of(&s), &p)), TokenError::TooLarge);
+    assert_eq!(
+        refused(&mut v, &forge(&s, &header_of(&s), &p)),
+        TokenError::TooLarge
+    );
 }
 
 #[test]
 fn attack_crit_present() {
     let (s, mut v) = eddsa_setup();
-    let h = format!(r#"{{"alg":"EdDSA","kid":"{}","crit":["exp"],"exp":1}}"#, s.kid());
-    assert_eq!(refused(&mut v, &forge(&s, &h, &payload(&format!(r#","exp":{}"#, NOW + 600)))), TokenError::Critical);
+    let h = format!(
+        r#"{{"alg":"EdDSA","kid":"{}","crit":["exp"],"exp":1}}"#,
+        s.kid()
+    );
+    assert_eq!(
+        refused(
+            &mut v,
+            &forge(&s, &h, &payload(&format!(r#","exp":{}"#, NOW + 600)))
+        ),
+        TokenError::Critical
+    );
 }
 
 #[test]
@@ -292,19 +404,32 @@ fn attack_algorithm_confusion_between_key_types() {
     let p256 = signer(Alg::ES256);
     let wrong = Key::new(Some(s.kid().into()), None, p256.public_key().kind.clone());
     let mut v = verifier_for(vec![wrong], 10);
-    assert_eq!(refused(&mut v, &s.mint(&claims(NOW + 600))), TokenError::KeyMismatch);
+    assert_eq!(
+        refused(&mut v, &s.mint(&claims(NOW + 600))),
+        TokenError::KeyMismatch
+    );
     // An RSA key whose JWK says RS256 cannot verify an ES256 token, whatever the kid.
     let r = signer(Alg::RS256);
-    let rsa = Key::new(Some(p256.kid().into()), Some(Alg::RS256), r.public_key().kind.clone());
+    let rsa = Key::new(
+        Some(p256.kid().into()),
+        Some(Alg::RS256),
+        r.public_key().kind.clone(),
+    );
     let mut v = verifier_for(vec![rsa], 10);
-    assert_eq!(refused(&mut v, &p256.mint(&claims(NOW + 600))), TokenError::KeyMismatch);
+    assert_eq!(
+        refused(&mut v, &p256.mint(&claims(NOW + 600))),
+        TokenError::KeyMismatch
+    );
 }
 
 #[test]
 fn attack_duplicate_claims() {
     let (s, mut v) = eddsa_setup();
     let p = format!(r#"{{"sub":"1010","sub":"admin","exp":{}}}"#, NOW + 600);
-    assert_eq!(refused(&mut v, &forge(&s, &header_of(&s), &p)), TokenError::BadClaims);
+    assert_eq!(
+        refused(&mut v, &forge(&s, &header_of(&s), &p)),
+        TokenError::BadClaims
+    );
 }
 
 #[test]
@@ -312,10 +437,17 @@ fn attack_kid_omitted_with_several_keys() {
     let a = signer(Alg::EdDSA);
     let b = signer(Alg::EdDSA);
     let mut v = verifier_for(vec![a.public_key().clone(), b.public_key().clone()], 10);
-    let token = forge(&a, r#"{"alg":"EdDSA"}"#, &payload(&format!(r#","exp":{}"#, NOW + 600)));
+    let token = forge(
+        &a,
+        r#"{"alg":"EdDSA"}"#,
+        &payload(&format!(r#","exp":{}"#, NOW + 600)),
+    );
     assert_eq!(refused(&mut v, &token), TokenError::KidRequired);
     let mut one = verifier_for(vec![a.public_key().clone()], 10);
-    assert!(one.verify(token.as_bytes(), NOW).is_ok(), "a lone key may be used without kid");
+    assert!(
+        one.verify(token.as_bytes(), NOW).is_ok(),
+        "a lone key may be used without kid"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -327,10 +459,14 @@ fn each_algorithm_mints_and_verifies() {
         let s = signer(alg);
         let mut v = verifier_for(vec![s.public_key().clone()], 10);
         let token = s.mint(&claims(NOW + 600));
-        let t = v.verify(token.as_bytes(), NOW).unwrap_or_else(|e| panic!("{alg:?}: {e}"));
+        let t = v
+            .verify(token.as_bytes(), NOW)
+            .unwrap_or_else(|e| panic!("{alg:?}: {e}"));
         assert_eq!(t.claims.sub(), b"1010");
         assert!(t.claims.covers_user(b"1011") && !t.claims.covers_user(b"1012"));
-        assert!(t.claims.covers_device(Some(b"CSFrado")) && !t.claims.covers_device(Some(b"CSFother")));
+        assert!(
+            t.claims.covers_device(Some(b"CSFrado")) && !t.claims.covers_device(Some(b"CSFother"))
+        );
         assert_eq!(t.exp, NOW + 600);
         assert!(!t.cached);
     }
@@ -345,16 +481,24 @@ fn openssl_and_python_pkcs8_v1_keys_load_and_sign() {
         ("p256-python.pem", Alg::ES256),
         ("rsa2048.pem", Alg::RS256),
     ] {
-        let s = Signer::from_pkcs8(&std::fs::read(data(file)).unwrap(), file).unwrap_or_else(|e| panic!("{e}"));
+        let s = Signer::from_pkcs8(&std::fs::read(data(file)).unwrap(), file)
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(s.alg(), alg, "{file}");
         let mut v = verifier_for(vec![s.public_key().clone()], 10);
-        assert!(v.verify(s.mint(&claims(NOW + 600)).as_bytes(), NOW).is_ok(), "{file}");
+        assert!(
+            v.verify(s.mint(&claims(NOW + 600)).as_bytes(), NOW).is_ok(),
+            "{file}"
+        );
     }
 }
 
 #[test]
 fn pem_public_keys_load_with_the_file_stem_as_kid() {
-    for (file, alg) in [("ed25519-openssl", Alg::EdDSA), ("p256-openssl", Alg::ES256), ("rsa2048", Alg::RS256)] {
+    for (file, alg) in [
+        ("ed25519-openssl", Alg::EdDSA),
+        ("p256-openssl", Alg::ES256),
+        ("rsa2048", Alg::RS256),
+    ] {
         let public = data(&format!("{file}.pub.pem"));
         let keys = KeySet::load(None, &[public.as_path()]).unwrap_or_else(|e| panic!("{e}"));
         let key = keys.find(Some(&format!("{file}.pub"))).unwrap();
@@ -364,11 +508,20 @@ fn pem_public_keys_load_with_the_file_stem_as_kid() {
             .unwrap()
             .with_kid(&format!("{file}.pub"));
         let mut v = Verifier::new(Arc::new(keys), policy(), 10);
-        assert!(v.verify(s.mint(&claims(NOW + 600)).as_bytes(), NOW).is_ok(), "{file}");
+        assert!(
+            v.verify(s.mint(&claims(NOW + 600)).as_bytes(), NOW).is_ok(),
+            "{file}"
+        );
     }
     let p384 = data("p384-openssl.pub.pem");
     let e = KeySet::load(None, &[p384.as_path()]).unwrap_err();
-    assert_eq!(e.to_string(), format!("{}: key \"p384-openssl.pub\": EC key is not on P-256", p384.display()));
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{}: key \"p384-openssl.pub\": EC key is not on P-256",
+            p384.display()
+        )
+    );
 }
 
 #[test]
@@ -378,11 +531,20 @@ fn jwk_alg_restricts_the_key() {
     jwk["alg"] = "EdDSA".into();
     let jwks = serde_json::json!({ "keys": [jwk] }).to_string();
     let e = KeySet::from_jwks(jwks.as_bytes(), "jwks.json").unwrap_err();
-    assert_eq!(e.to_string(), format!("jwks.json: key \"{}\": \"alg\" does not match the key type", s.kid()));
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "jwks.json: key \"{}\": \"alg\" does not match the key type",
+            s.kid()
+        )
+    );
     let mut jwk = s.public_jwk();
     jwk["alg"] = "HS256".into();
     let jwks = serde_json::json!({ "keys": [jwk] }).to_string();
-    assert!(KeySet::from_jwks(jwks.as_bytes(), "jwks.json").unwrap_err().to_string().contains("alg \"HS256\" is not allowed"));
+    assert!(KeySet::from_jwks(jwks.as_bytes(), "jwks.json")
+        .unwrap_err()
+        .to_string()
+        .contains("alg \"HS256\" is not allowed"));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -407,10 +569,20 @@ fn cache_entry_past_exp_is_a_miss_at_lookup() {
     let (s, mut v) = eddsa_setup();
     let token = s.mint(&claims(NOW + 100));
     v.verify(token.as_bytes(), NOW).unwrap();
-    assert!(v.verify(token.as_bytes(), NOW + 129).unwrap().cached, "within exp + leeway");
-    assert_eq!(v.verify(token.as_bytes(), NOW + 130).unwrap_err(), TokenError::Expired);
+    assert!(
+        v.verify(token.as_bytes(), NOW + 129).unwrap().cached,
+        "within exp + leeway"
+    );
+    assert_eq!(
+        v.verify(token.as_bytes(), NOW + 130).unwrap_err(),
+        TokenError::Expired
+    );
     assert_eq!(v.cache().stats().expired, 1);
-    assert_eq!(v.cache().len(), 0, "the expired entry left the cache at that lookup");
+    assert_eq!(
+        v.cache().len(),
+        0,
+        "the expired entry left the cache at that lookup"
+    );
 }
 
 #[test]
@@ -419,14 +591,24 @@ fn cache_bound_holds_under_churn_and_keeps_the_hot_set() {
     let capacity = 64;
     let mut v2 = verifier_for(vec![s.public_key().clone()], capacity);
     std::mem::swap(&mut v, &mut v2);
-    let hot: Vec<String> = (0..16).map(|i| s.mint(&TokenClaims { iat: i, ..claims(NOW + 600) })).collect();
+    let hot: Vec<String> = (0..16)
+        .map(|i| {
+            s.mint(&TokenClaims {
+                iat: i,
+                ..claims(NOW + 600)
+            })
+        })
+        .collect();
     for t in &hot {
         v.verify(t.as_bytes(), NOW).unwrap();
     }
     for round in 0..20u64 {
         // Refresh churn: fresh tokens arrive, hot tokens keep being presented.
         for k in 0..32u64 {
-            let fresh = s.mint(&TokenClaims { iat: 1000 + round * 100 + k, ..claims(NOW + 600) });
+            let fresh = s.mint(&TokenClaims {
+                iat: 1000 + round * 100 + k,
+                ..claims(NOW + 600)
+            });
             v.verify(fresh.as_bytes(), NOW).unwrap();
             assert!(v.cache().len() <= capacity);
         }
@@ -437,7 +619,10 @@ fn cache_bound_holds_under_churn_and_keeps_the_hot_set() {
     assert_eq!(v.cache().len(), capacity);
     let before = v.stats().verifications;
     for t in &hot {
-        assert!(v.verify(t.as_bytes(), NOW).unwrap().cached, "hot tokens stay cached");
+        assert!(
+            v.verify(t.as_bytes(), NOW).unwrap().cached,
+            "hot tokens stay cached"
+        );
     }
     assert_eq!(v.stats().verifications, before);
     assert!(v.cache().stats().evictions > 500);
@@ -454,22 +639,38 @@ fn cache_invalidated_when_the_key_is_withdrawn() {
     v.verify(tb.as_bytes(), NOW).unwrap();
     // Rotation: a's key leaves the set, b's stays.
     v.set_keys(Arc::new(KeySet::new(vec![b.public_key().clone()])));
-    assert_eq!(v.verify(ta.as_bytes(), NOW).unwrap_err(), TokenError::UnknownKid);
-    assert!(v.verify(tb.as_bytes(), NOW).unwrap().cached, "entries of kept keys survive");
+    assert_eq!(
+        v.verify(ta.as_bytes(), NOW).unwrap_err(),
+        TokenError::UnknownKid
+    );
+    assert!(
+        v.verify(tb.as_bytes(), NOW).unwrap().cached,
+        "entries of kept keys survive"
+    );
     assert_eq!(v.cache().stats().orphaned, 1);
 }
 
 #[test]
 fn failed_tokens_are_not_cached_but_remembered_briefly() {
     let (s, mut v) = eddsa_setup();
-    let bad = signer(Alg::EdDSA).with_kid(s.kid()).mint(&claims(NOW + 600));
+    let bad = signer(Alg::EdDSA)
+        .with_kid(s.kid())
+        .mint(&claims(NOW + 600));
     for _ in 0..100 {
-        assert_eq!(v.verify(bad.as_bytes(), NOW).unwrap_err(), TokenError::BadSignature);
+        assert_eq!(
+            v.verify(bad.as_bytes(), NOW).unwrap_err(),
+            TokenError::BadSignature
+        );
     }
-    assert_eq!(v.stats().verifications, 1, "a flood of one bad token costs one verification");
+    assert_eq!(
+        v.stats().verifications,
+        1,
+        "a flood of one bad token costs one verification"
+    );
     assert_eq!(v.cache().len(), 0, "no cache entry for a failed token");
     // Remembered for FAILURE_TTL_S only.
-    v.verify(bad.as_bytes(), NOW + regstorm::auth::FAILURE_TTL_S).unwrap_err();
+    v.verify(bad.as_bytes(), NOW + regstorm::auth::FAILURE_TTL_S)
+        .unwrap_err();
     assert_eq!(v.stats().verifications, 2);
 }
 
@@ -479,12 +680,30 @@ fn failure_memory_forgets_on_key_change_and_ignores_clock_failures() {
     let b = signer(Alg::EdDSA);
     let mut v = verifier_for(vec![a.public_key().clone()], 10);
     let tb = b.mint(&claims(NOW + 600));
-    assert_eq!(v.verify(tb.as_bytes(), NOW).unwrap_err(), TokenError::UnknownKid);
-    v.set_keys(Arc::new(KeySet::new(vec![a.public_key().clone(), b.public_key().clone()])));
-    assert!(v.verify(tb.as_bytes(), NOW).is_ok(), "the new key is used at once");
-    let early = a.mint(&TokenClaims { nbf: Some(NOW + 100), ..claims(NOW + 600) });
-    assert_eq!(v.verify(early.as_bytes(), NOW).unwrap_err(), TokenError::NotYetValid);
-    assert!(v.verify(early.as_bytes(), NOW + 100).is_ok(), "nbf failures are not remembered");
+    assert_eq!(
+        v.verify(tb.as_bytes(), NOW).unwrap_err(),
+        TokenError::UnknownKid
+    );
+    v.set_keys(Arc::new(KeySet::new(vec![
+        a.public_key().clone(),
+        b.public_key().clone(),
+    ])));
+    assert!(
+        v.verify(tb.as_bytes(), NOW).is_ok(),
+        "the new key is used at once"
+    );
+    let early = a.mint(&TokenClaims {
+        nbf: Some(NOW + 100),
+        ..claims(NOW + 600)
+    });
+    assert_eq!(
+        v.verify(early.as_bytes(), NOW).unwrap_err(),
+        TokenError::NotYetValid
+    );
+    assert!(
+        v.verify(early.as_bytes(), NOW + 100).is_ok(),
+        "nbf failures are not remembered"
+    );
 }
 
 #[test]
@@ -492,8 +711,14 @@ fn policy_change_empties_the_cache() {
     let (s, mut v) = eddsa_setup();
     let token = s.mint(&claims(NOW + 600));
     v.verify(token.as_bytes(), NOW).unwrap();
-    v.set_policy(Policy { audience: Some("other".into()), ..policy() });
-    assert_eq!(v.verify(token.as_bytes(), NOW).unwrap_err(), TokenError::WrongAudience);
+    v.set_policy(Policy {
+        audience: Some("other".into()),
+        ..policy()
+    });
+    assert_eq!(
+        v.verify(token.as_bytes(), NOW).unwrap_err(),
+        TokenError::WrongAudience
+    );
 }
 
 #[test]
@@ -502,16 +727,28 @@ fn claims_check_is_exact_about_types() {
     let ok = r#"{"sub":"1010","exp":1800000600,"iss":"https://cucm.example.com/ssosp/oauth","aud":"ccmsipline","lines":["1010"]}"#;
     assert!(Claims::check(ok.as_bytes(), &p, NOW).is_ok());
     let bad_lines = ok.replace(r#"["1010"]"#, r#""1010""#);
-    assert_eq!(Claims::check(bad_lines.as_bytes(), &p, NOW), Err(TokenError::BadClaims));
-    let long_sub = ok.replace(r#""sub":"1010""#, &format!(r#""sub":"{}""#, "x".repeat(200)));
-    assert_eq!(Claims::check(long_sub.as_bytes(), &p, NOW), Err(TokenError::BadClaims));
+    assert_eq!(
+        Claims::check(bad_lines.as_bytes(), &p, NOW),
+        Err(TokenError::BadClaims)
+    );
+    let long_sub = ok.replace(
+        r#""sub":"1010""#,
+        &format!(r#""sub":"{}""#, "x".repeat(200)),
+    );
+    assert_eq!(
+        Claims::check(long_sub.as_bytes(), &p, NOW),
+        Err(TokenError::BadClaims)
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
 // Round trip through the binary: what `token` mints verifies under what `keys` wrote.
 
 fn regstorm(args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_regstorm")).args(args).output().unwrap()
+    std::process::Command::new(env!("CARGO_BIN_EXE_regstorm"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 #[test]
@@ -521,30 +758,77 @@ fn keys_then_token_round_trip_for_each_mintable_algorithm() {
         let out = dir.join(alg);
         let o = regstorm(&["keys", "--out", out.to_str().unwrap(), "--alg", alg]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        for f in ["ca.pem", "server.pem", "server.key", "expressway.pem", "expressway.key", "signing.key", "jwks.json", "registrar.toml"] {
+        for f in [
+            "ca.pem",
+            "server.pem",
+            "server.key",
+            "expressway.pem",
+            "expressway.key",
+            "signing.key",
+            "jwks.json",
+            "registrar.toml",
+        ] {
             assert!(out.join(f).is_file(), "{alg}: {f} written");
         }
         let key = out.join("signing.key");
-        let o = regstorm(&["token", "--key", key.to_str().unwrap(), "--sub", "1010", "--lines", "1010,1011", "--dev", "CSFrado", "--ttl", "600", "--aud", "ccmsipline"]);
+        let o = regstorm(&[
+            "token",
+            "--key",
+            key.to_str().unwrap(),
+            "--sub",
+            "1010",
+            "--lines",
+            "1010,1011",
+            "--dev",
+            "CSFrado",
+            "--ttl",
+            "600",
+            "--aud",
+            "ccmsipline",
+        ]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         let token = String::from_utf8(o.stdout).unwrap();
         let keys = KeySet::load(Some(&out.join("jwks.json")), &[]).unwrap();
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-        let policy = Policy { issuer: None, audience: Some("ccmsipline".into()), leeway_s: 30 };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let policy = Policy {
+            issuer: None,
+            audience: Some("ccmsipline".into()),
+            leeway_s: 30,
+        };
         let mut v = Verifier::new(Arc::new(keys), policy, 10);
-        let t = v.verify(token.trim().as_bytes(), now).unwrap_or_else(|e| panic!("{alg}: {e}"));
+        let t = v
+            .verify(token.trim().as_bytes(), now)
+            .unwrap_or_else(|e| panic!("{alg}: {e}"));
         assert_eq!(t.claims.lines().count(), 2);
         assert!(decode(token.trim().as_bytes()).unwrap().alg.as_str() == alg);
     }
     // RS256 from a supplied key, verified under that key's public half.
     let rsa = data("rsa2048.pem");
-    let o = regstorm(&["token", "--key", rsa.to_str().unwrap(), "--sub", "1010", "--kid", "rsa-1"]);
+    let o = regstorm(&[
+        "token",
+        "--key",
+        rsa.to_str().unwrap(),
+        "--sub",
+        "1010",
+        "--kid",
+        "rsa-1",
+    ]);
     assert!(o.status.success());
     let token = String::from_utf8(o.stdout).unwrap();
     let public = data("rsa2048.pub.pem");
     let mut keys = KeySet::default();
-    keys.add(KeySet::pem_key(&std::fs::read(&public).unwrap(), "rsa-1", "rsa2048.pub.pem").unwrap(), "x").unwrap();
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    keys.add(
+        KeySet::pem_key(&std::fs::read(&public).unwrap(), "rsa-1", "rsa2048.pub.pem").unwrap(),
+        "x",
+    )
+    .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let mut v = Verifier::new(Arc::new(keys), Policy::default(), 10);
     assert!(v.verify(token.trim().as_bytes(), now).is_ok());
     std::fs::remove_dir_all(&dir).ok();
@@ -558,17 +842,134 @@ fn bad_usage_exits_2_naming_the_flag_or_file() {
     assert!(err.contains("--key /nonexistent/key.pem"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
     let not_a_key = data("README.md");
-    let o = regstorm(&["token", "--key", not_a_key.to_str().unwrap(), "--sub", "1010"]);
+    let o = regstorm(&[
+        "token",
+        "--key",
+        not_a_key.to_str().unwrap(),
+        "--sub",
+        "1010",
+    ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("README.md"));
     let o = regstorm(&["keys", "--out", "/tmp/x", "--alg", "HS256"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--alg"));
-    let o = regstorm(&["token", "--key", rsa_path().as_str(), "--sub", "1", "--ttl", "0"]);
+    let o = regstorm(&[
+        "token",
+        "--key",
+        rsa_path().as_str(),
+        "--sub",
+        "1",
+        "--ttl",
+        "0",
+    ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--ttl"));
 }
 
 fn rsa_path() -> String {
     data("rsa2048.pem").display().to_string()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Regressions from review (one test per bug, named after it).
+
+#[test]
+fn regression_cached_kidless_token_fails_once_a_second_key_arrives() {
+    let a = signer(Alg::EdDSA);
+    let mut v = verifier_for(vec![a.public_key().clone()], 10);
+    let bare = forge(
+        &a,
+        r#"{"alg":"EdDSA"}"#,
+        &payload(&format!(r#","exp":{}"#, NOW + 600)),
+    );
+    assert!(v.verify(bare.as_bytes(), NOW).is_ok());
+    let b = signer(Alg::EdDSA);
+    v.set_keys(Arc::new(KeySet::new(vec![
+        a.public_key().clone(),
+        b.public_key().clone(),
+    ])));
+    assert_eq!(
+        v.verify(bare.as_bytes(), NOW).unwrap_err(),
+        TokenError::KidRequired
+    );
+}
+
+#[test]
+fn regression_renamed_kid_is_seen_by_the_cache() {
+    let a = signer(Alg::EdDSA);
+    let mut v = verifier_for(vec![a.public_key().clone()], 10);
+    let token = a.mint(&claims(NOW + 600));
+    assert!(v.verify(token.as_bytes(), NOW).is_ok());
+    v.set_keys(Arc::new(KeySet::new(vec![a
+        .public_key()
+        .renamed("renamed")])));
+    assert_eq!(
+        v.verify(token.as_bytes(), NOW).unwrap_err(),
+        TokenError::UnknownKid
+    );
+    // Re-pointing the kid at new material while the old key stays under another name.
+    let mut v = verifier_for(vec![a.public_key().clone()], 10);
+    assert!(v.verify(token.as_bytes(), NOW).is_ok());
+    let fresh = signer(Alg::EdDSA).public_key().renamed(a.kid());
+    v.set_keys(Arc::new(KeySet::new(vec![
+        fresh,
+        a.public_key().renamed("old"),
+    ])));
+    assert_eq!(
+        v.verify(token.as_bytes(), NOW).unwrap_err(),
+        TokenError::BadSignature
+    );
+}
+
+#[test]
+fn regression_lower_leeway_applies_to_cached_tokens() {
+    let s = signer(Alg::EdDSA);
+    let mut v = Verifier::new(
+        Arc::new(KeySet::new(vec![s.public_key().clone()])),
+        Policy {
+            leeway_s: 300,
+            ..policy()
+        },
+        10,
+    );
+    v.set_policy(Policy {
+        leeway_s: 0,
+        ..policy()
+    });
+    let token = s.mint(&claims(NOW + 10));
+    assert!(v.verify(token.as_bytes(), NOW).is_ok());
+    assert_eq!(
+        v.verify(token.as_bytes(), NOW + 110).unwrap_err(),
+        TokenError::Expired
+    );
+}
+
+#[test]
+fn regression_json_arrays_and_null_members_are_not_a_jws() {
+    let (s, mut v) = eddsa_setup();
+    let arr = forge(
+        &s,
+        &format!(r#"["EdDSA","{}"]"#, s.kid()),
+        &payload(&format!(r#","exp":{}"#, NOW + 600)),
+    );
+    assert_eq!(refused(&mut v, &arr), TokenError::BadHeader);
+    let claims_arr = forge(
+        &s,
+        &header_of(&s),
+        &format!(r#"["1010",{},null,null,null,null,null,null]"#, NOW + 600),
+    );
+    assert_eq!(refused(&mut v, &claims_arr), TokenError::BadClaims);
+    let crit_null = forge(
+        &s,
+        &format!(r#"{{"alg":"EdDSA","kid":"{}","crit":null}}"#, s.kid()),
+        &payload(&format!(r#","exp":{}"#, NOW + 600)),
+    );
+    assert_eq!(refused(&mut v, &crit_null), TokenError::Critical);
+    let kid_null = forge(
+        &s,
+        r#"{"alg":"EdDSA","kid":null}"#,
+        &payload(&format!(r#","exp":{}"#, NOW + 600)),
+    );
+    assert_eq!(refused(&mut v, &kid_null), TokenError::BadHeader);
 }

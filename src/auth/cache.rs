@@ -10,13 +10,16 @@
 //! S3-FIFO's guard against one-hit scans buys nothing here: every verified token is a
 //! device's working token.
 //!
-//! Memory: a slot is 112 octets (digest 32, exp 4, flags 2, key id 8, 64 for the inline claims)
+//! Memory: a slot is 112 octets (digest 32, exp 4, flags 2, key binding 8, 64 for the inline
+//! claims)
 //! and the index 5 to 10.5 (a `u32` slot number plus a control byte per bucket, buckets a power
 //! of two at most 7/8 full); measured at 1,000,000 entries: see examples/cache_memory.rs.
 //! Claims that do not fit inline spill to the heap.
 
 use super::claims::CompactClaims;
 use super::error::TokenError;
+#[allow(unused_imports)] // named in docs
+use super::keyset::Key;
 use super::keyset::KeySet;
 use hashbrown::HashTable;
 
@@ -30,7 +33,8 @@ struct Slot {
     exp: u32,
     referenced: bool,
     live: bool,
-    key_id: u64,
+    /// The key binding the token verified under ([`KeySet::accepts`]).
+    binding: u64,
     claims: CompactClaims,
 }
 
@@ -234,7 +238,7 @@ impl TokenCache {
         // MUST: an expired entry or one whose key left the set is a miss right here, not only
         // when a sweep would have found it.
         let expired = now >= u64::from(slot.exp).saturating_add(self.leeway_s);
-        if expired || !keys.contains_id(slot.key_id) {
+        if expired || !keys.accepts(slot.binding) {
             if expired {
                 self.stats.expired += 1;
             } else {
@@ -256,18 +260,19 @@ impl TokenCache {
         (&s.claims, u64::from(s.exp))
     }
 
-    /// Remembers that `digest` verified under key `key_id` with these claims; returns its slot.
-    pub fn insert(&mut self, digest: Digest, exp: u64, key_id: u64, claims: CompactClaims) -> u32 {
+    /// Remembers that `digest` verified under key binding `binding` ([`Key::binding_for`]) with
+    /// these claims; returns its slot.
+    pub fn insert(&mut self, digest: Digest, exp: u64, binding: u64, claims: CompactClaims) -> u32 {
         let exp = u32::try_from(exp).unwrap_or(u32::MAX);
         if let Some(i) = self.find(&digest) {
             let s = &mut self.slots[i as usize];
-            (s.exp, s.key_id, s.claims, s.referenced) = (exp, key_id, claims, true);
+            (s.exp, s.binding, s.claims, s.referenced) = (exp, binding, claims, true);
             return i;
         }
         let slot = Slot {
             digest,
             exp,
-            key_id,
+            binding,
             referenced: false,
             live: true,
             claims,
@@ -314,6 +319,11 @@ impl TokenCache {
     /// Records a failed verification (see [`FailureMemory`]).
     pub fn remember_failure(&mut self, digest: Digest, error: TokenError, now: u64) {
         self.failures.remember(digest, error, now);
+    }
+
+    /// The leeway applied to `exp` at lookup (follows the verifier's policy).
+    pub fn set_leeway(&mut self, leeway_s: u64) {
+        self.leeway_s = leeway_s;
     }
 
     /// The key set changed: forget failures. Entries of withdrawn keys are dropped lazily, at

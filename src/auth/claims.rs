@@ -86,7 +86,7 @@ pub struct Claims {
 impl Claims {
     /// Parses `payload` and checks it against `policy` at `now` (seconds since the epoch).
     pub fn check(payload: &[u8], policy: &Policy, now: u64) -> Result<Claims, TokenError> {
-        if !json_depth_ok(payload, MAX_JSON_DEPTH) {
+        if !super::jws::is_object(payload) || !json_depth_ok(payload, MAX_JSON_DEPTH) {
             return Err(TokenError::BadClaims);
         }
         let raw: RawClaims = serde_json::from_slice(payload).map_err(|_| TokenError::BadClaims)?;

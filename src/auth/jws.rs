@@ -61,16 +61,32 @@ impl Alg {
 
 /// The protected header members regstorm reads. Unknown members are ignored; a repeated
 /// member is an error (serde refuses duplicates), so a header cannot say two things.
+/// `kid` and `typ`, when present, must be strings (`null` is not "absent"); `crit` is refused
+/// whatever its value, `null` included.
 #[derive(Debug, Deserialize)]
 struct RawHeader {
     alg: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present_string")]
     kid: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present_string")]
     #[allow(dead_code)]
     typ: Option<String>,
-    #[serde(default)]
-    crit: Option<serde::de::IgnoredAny>,
+    #[serde(default, deserialize_with = "present")]
+    crit: Option<()>,
+}
+
+fn present_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    String::deserialize(d).map(Some)
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<()>, D::Error> {
+    serde::de::IgnoredAny::deserialize(d).map(|_| Some(()))
+}
+
+/// True when `json` is a JSON object (RFC 7515 §4 and RFC 7519 §7.2 require one; serde's
+/// derive would also take an array for a struct).
+pub(crate) fn is_object(json: &[u8]) -> bool {
+    json.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
 }
 
 /// A decoded JWS whose signature has not been checked yet.
@@ -109,7 +125,8 @@ pub fn decode(token: &[u8]) -> Result<Jws<'_>, TokenError> {
     let header = decode_segment(h, MAX_HEADER_B64)?;
     let payload = decode_segment(p, MAX_CLAIMS_B64)?;
     let signature = decode_segment(s, MAX_SIGNATURE_B64)?;
-    if !super::claims::json_depth_ok(&header, super::claims::MAX_JSON_DEPTH) {
+    if !is_object(&header) || !super::claims::json_depth_ok(&header, super::claims::MAX_JSON_DEPTH)
+    {
         return Err(TokenError::BadHeader);
     }
     let raw: RawHeader = serde_json::from_slice(&header).map_err(|_| TokenError::BadHeader)?;

@@ -34,9 +34,14 @@ pub struct Key {
     pub kind: KeyKind,
     /// RFC 7638 thumbprint (base64url of SHA-256 over the canonical JWK).
     pub thumbprint: String,
-    /// First eight octets of the thumbprint digest: names the key material in caches, so an
-    /// entry survives a reload that keeps its key and dies with one that drops it.
+    /// First eight octets of the thumbprint digest: names the key material.
     pub id: u64,
+    /// What a cache entry verified under this key records: a digest of (kid, key material) for
+    /// tokens that named this kid, and of (no kid, key material) for tokens that named none.
+    /// An entry stays good only while the key set still resolves it the same way
+    /// ([`KeySet::accepts`]).
+    pub binding_kid: u64,
+    pub binding_bare: u64,
 }
 
 fn strip_zeros(b: &[u8]) -> &[u8] {
@@ -90,7 +95,10 @@ impl KeyKind {
 
     fn rsa(file: &str, kid: Option<&str>, n: &[u8], e: &[u8]) -> Result<Self, KeyError> {
         let (n, e) = (strip_zeros(n), strip_zeros(e));
-        let bits = n.len() * 8 - n.first().map_or(8, |b| b.leading_zeros() as usize);
+        let Some(first) = n.first() else {
+            return Err(KeyError::new(file, kid, "RSA modulus is zero"));
+        };
+        let bits = n.len() * 8 - first.leading_zeros() as usize;
         if !(2048..=8192).contains(&bits) {
             return Err(KeyError::new(
                 file,
@@ -108,17 +116,67 @@ impl KeyKind {
     }
 }
 
+fn binding(kid: Option<&str>, thumbprint: &str) -> u64 {
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    match kid {
+        Some(k) => {
+            ctx.update(b"kid\0");
+            ctx.update(k.as_bytes());
+        }
+        None => ctx.update(b"bare"),
+    }
+    ctx.update(b"\0");
+    ctx.update(thumbprint.as_bytes());
+    let d = ctx.finish();
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&d.as_ref()[..8]);
+    u64::from_be_bytes(b)
+}
+
 impl Key {
     pub fn new(kid: Option<String>, alg: Option<Alg>, kind: KeyKind) -> Self {
         let (thumbprint, id) = kind.thumbprint();
+        let kid = kid.unwrap_or_else(|| thumbprint.clone());
+        let binding_kid = binding(Some(&kid), &thumbprint);
+        let binding_bare = binding(None, &thumbprint);
         Key {
-            kid: kid.unwrap_or_else(|| thumbprint.clone()),
+            kid,
             alg,
             kind,
             thumbprint,
             id,
+            binding_kid,
+            binding_bare,
         }
     }
+
+    /// A copy under another kid.
+    pub fn renamed(&self, kid: &str) -> Key {
+        Key::new(Some(kid.to_string()), self.alg, self.kind.clone())
+    }
+
+    /// The binding a token that named `kid` (or none) records when this key verified it.
+    pub fn binding_for(&self, kid: Option<&str>) -> u64 {
+        match kid {
+            Some(_) => self.binding_kid,
+            None => self.binding_bare,
+        }
+    }
+}
+
+/// Checks that an uncompressed P-256 point is on the curve, so a bad key is refused when it is
+/// loaded rather than failing every signature later. ring validates the peer's point in an
+/// ECDH agreement; an ephemeral agreement against it is the check.
+fn check_p256_point(p: &[u8; 65]) -> Result<(), &'static str> {
+    use ring::agreement;
+    if p[0] != 4 {
+        return Err("P-256 key is not an uncompressed point");
+    }
+    let rng = ring::rand::SystemRandom::new();
+    let mine = agreement::EphemeralPrivateKey::generate(&agreement::ECDH_P256, &rng)
+        .map_err(|_| "cannot check the P-256 point")?;
+    let peer = agreement::UnparsedPublicKey::new(&agreement::ECDH_P256, p);
+    agreement::agree_ephemeral(mine, &peer, |_| ()).map_err(|_| "P-256 point is not on the curve")
 }
 
 /// The keys tokens may be signed with.
@@ -183,10 +241,13 @@ impl KeySet {
         }
     }
 
-    /// True when key material with this id is still in the set.
+    /// True when a token recorded with `binding` would still resolve to the same key: its kid
+    /// still names the same key material, or, for a token without kid, the set still holds
+    /// exactly that one key.
     #[inline]
-    pub fn contains_id(&self, id: u64) -> bool {
-        self.keys.iter().any(|k| k.id == id)
+    pub fn accepts(&self, binding: u64) -> bool {
+        self.keys.iter().any(|k| k.binding_kid == binding)
+            || (self.keys.len() == 1 && self.keys[0].binding_bare == binding)
     }
 
     /// Parses an RFC 7517 JWK set; `file` names it in errors.
@@ -258,6 +319,7 @@ impl KeySet {
                 p[0] = 4;
                 p[1..33].copy_from_slice(&x);
                 p[33..].copy_from_slice(&y);
+                check_p256_point(&p).map_err(|why| KeyError::new(file, kid, why))?;
                 KeyKind::P256(p)
             }
             ("RSA", _) => KeyKind::rsa(
@@ -415,6 +477,24 @@ mod tests {
     }
 
     #[test]
+    fn unusable_keys_are_refused_at_load() {
+        let zero = br#"{"keys":[{"kty":"RSA","kid":"r","n":"AA","e":"AQAB"}]}"#;
+        assert_eq!(
+            KeySet::from_jwks(zero, "j").unwrap_err().to_string(),
+            "j: key \"r\": RSA modulus is zero"
+        );
+        let zeros = B64URL.encode([0u8; 32]);
+        let off_curve = format!(
+            r#"{{"keys":[{{"kty":"EC","crv":"P-256","kid":"p","x":"{zeros}","y":"{zeros}"}}]}}"#
+        );
+        let e = KeySet::from_jwks(off_curve.as_bytes(), "j").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "j: key \"p\": P-256 point is not on the curve"
+        );
+    }
+
+    #[test]
     fn kid_rules() {
         let k = |kid: &str, x: u8| Key::new(Some(kid.into()), None, KeyKind::Ed25519([x; 32]));
         let one = KeySet::new(vec![k("a", 1)]);
@@ -422,6 +502,14 @@ mod tests {
         let two = KeySet::new(vec![k("a", 1), k("b", 2)]);
         assert_eq!(two.find(None).unwrap_err(), TokenError::KidRequired);
         assert_eq!(two.find(Some("c")).unwrap_err(), TokenError::UnknownKid);
-        assert!(two.contains_id(two.find(Some("b")).unwrap().id));
+        let b = two.find(Some("b")).unwrap();
+        assert!(two.accepts(b.binding_for(Some("b"))));
+        assert!(
+            !two.accepts(b.binding_for(None)),
+            "two keys: a kid-less token no longer resolves"
+        );
+        assert!(one.accepts(one.keys()[0].binding_for(None)));
+        let renamed = KeySet::new(vec![b.renamed("c")]);
+        assert!(!renamed.accepts(b.binding_for(Some("b"))), "kid b is gone");
     }
 }

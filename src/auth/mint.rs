@@ -119,10 +119,7 @@ impl Signer {
 
     /// The same key under another `kid` (`regstorm token --kid`, `load --kid`).
     pub fn with_kid(self, kid: &str) -> Self {
-        let key = Key {
-            kid: kid.to_string(),
-            ..self.key
-        };
+        let key = self.key.renamed(kid);
         Self::assemble(self.pair, key, kid.to_string(), self.rng)
     }
 

@@ -77,10 +77,10 @@ impl Verifier {
             Found::Miss => {}
         }
         match self.verify_uncached(token, now) {
-            Ok((claims, key_id)) => {
+            Ok((claims, binding)) => {
                 let i = self
                     .cache
-                    .insert(d, claims.exp, key_id, CompactClaims::new(&claims));
+                    .insert(d, claims.exp, binding, CompactClaims::new(&claims));
                 let (claims, exp) = self.cache.slot(i);
                 Ok(VerifiedToken {
                     claims,
@@ -102,10 +102,12 @@ impl Verifier {
         self.stats.verifications += 1;
         jws.verify(key)?;
         let claims = Claims::check(&jws.payload, &self.policy, now)?;
-        Ok((claims, key.id))
+        Ok((claims, key.binding_for(jws.kid.as_deref())))
     }
 
-    /// Replaces the key set (live reload): entries of withdrawn keys stop matching at once.
+    /// Replaces the key set (live reload): an entry stops matching at once when its kid no
+    /// longer names the same key material, or its token had no kid and the set no longer holds
+    /// exactly its one key.
     pub fn set_keys(&mut self, keys: Arc<KeySet>) {
         self.keys = keys;
         self.cache.keys_changed();
@@ -115,6 +117,7 @@ impl Verifier {
     pub fn set_policy(&mut self, policy: Policy) {
         if policy != self.policy {
             self.cache.clear();
+            self.cache.set_leeway(policy.leeway_s);
         }
         self.policy = policy;
     }
