@@ -196,9 +196,13 @@ cases! { aor;
     aor_keeps_user_case: "sip:Alice@h" => Some("sip:Alice@h".into());
     aor_drops_params_password_headers: "sip:a:pw@h;transport=tls?x=y" => Some("sip:a@h".into());
     aor_keeps_port: "sip:a@h:5090" => Some("sip:a@h:5090".into());
-    aor_uniform_escapes: "sip:%61%2a%3b%25@h" => Some("sip:a*;%25@h".into());
+    aor_unreserved_escapes_decode: "sip:%61%2a%25@h" => Some("sip:a*%25@h".into());
+    aor_reserved_escapes_stay: "sip:a%3bb@h" => Some("sip:a%3Bb@h".into());
+    aor_literal_reserved_differs: "sip:a;b@h" => Some("sip:a;b@h".into());
+    aor_ipv6_rfc5952: "sip:a@[0:0:0:0:0:0:0:1]:5060" => Some("sip:a@[::1]:5060".into());
     aor_sips_differs: "sips:a@h" => Some("sips:a@h".into());
     aor_ipv6_lowercase: "sip:a@[2001:DB8::1]" => Some("sip:a@[2001:db8::1]".into());
+    aor_ipv6_odd_form_kept: "sip:a@[2001:DB8:::192.0.2.1]" => Some("sip:a@[2001:db8:::192.0.2.1]".into());
     aor_of_non_sip: "tel:123" => None;
 }
 

@@ -174,7 +174,12 @@ impl Framer {
 /// allows: absent means 0; negative or conflicting values are framing errors.
 fn recover_content_length(head: &[u8]) -> Result<usize, Error> {
     let mut found: Option<u64> = None;
-    for line in head.split(|&b| b == b'\n') {
+    // Header lines only: not the start line, and not continuation lines, which belong to the
+    // value before them (a folded " l: 58" is text, not a header).
+    for line in head.split(|&b| b == b'\n').skip(1) {
+        if matches!(line.first(), Some(b' ' | b'\t')) {
+            continue;
+        }
         let Some(colon) = memchr::memchr(b':', line) else {
             continue;
         };
@@ -286,6 +291,17 @@ mod tests {
         let mut f = Framer::new(Limits::default());
         let n = REQ.len().to_string();
         assert_eq!(frame_all(&mut f, &buf), ["50".to_string(), n]);
+    }
+
+    #[test]
+    fn regression_folded_length_in_a_bad_head_does_not_swallow_the_next_message() {
+        let next = b"OPTIONS sip:a@b SIP/2.0\r\nCall-ID: x\r\nContent-Length: 0\r\n\r\n";
+        let bad = format!("OPTIONS sip:a@b SIP/2.0\r\nSubject: hi\r\n l: {}\r\nno colon\r\n\r\n", next.len());
+        let mut buf = bad.as_bytes().to_vec();
+        buf.extend_from_slice(next);
+        let mut f = Framer::new(Limits::default());
+        let frames = frame_all(&mut f, &buf);
+        assert_eq!(frames, [bad.len().to_string(), next.len().to_string()]);
     }
 
     #[test]

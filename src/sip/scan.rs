@@ -147,6 +147,12 @@ pub(crate) fn parse_decimal(s: &[u8], max: u64) -> Option<u64> {
     Some(v)
 }
 
+/// The octet a `%HH` escape with these two digits stands for.
+#[inline]
+pub(crate) fn decode_hex_pair(h: u8, l: u8) -> Option<u8> {
+    Some(hex_val(h)? << 4 | hex_val(l)?)
+}
+
 #[inline]
 fn hex_val(b: u8) -> Option<u8> {
     match b {
@@ -194,19 +200,6 @@ pub(crate) fn unescape_into(s: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(&s[i..]);
 }
 
-/// Appends `s` percent-encoding every byte outside `keep` as `%HH` with upper-case digits.
-/// With [`unescape_into`] this gives each byte string exactly one spelling.
-pub(crate) fn escape_into(s: &[u8], keep: &[bool; 256], out: &mut Vec<u8>) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for &b in s {
-        if keep[b as usize] && b != b'%' {
-            out.push(b);
-        } else {
-            out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
-        }
-    }
-}
-
 /// Appends the decimal digits of `v`.
 #[inline]
 pub(crate) fn push_decimal(out: &mut Vec<u8>, mut v: u64) {
@@ -244,13 +237,11 @@ mod tests {
     }
 
     #[test]
-    fn escapes_round_trip_to_one_spelling() {
+    fn escapes_decode_exactly_once() {
         let mut out = Vec::new();
         unescape_into(b"v%61lue%25%34%31", &mut out);
         assert_eq!(out, b"value%41");
-        let mut again = Vec::new();
-        escape_into(&out, &URI_USER, &mut again);
-        assert_eq!(again, b"value%2541");
+        assert_eq!(decode_hex_pair(b'3', b'b'), Some(b';'));
         assert!(!escapes_ok(b"%Z1"));
         assert!(escapes_ok(b"a%00b"));
     }

@@ -268,9 +268,11 @@ fn parse_ipv4(s: &[u8]) -> Option<Ipv4Addr> {
     Some(Ipv4Addr::from(octets))
 }
 
-/// A canonical address-of-record: scheme, unescaped-then-uniformly-escaped user, lower-case host,
-/// port when given; no password, parameters or headers (RFC 3261 §10.3 step 5). Two URIs that
-/// name the same AOR give equal `Aor`s, and a NUL in the user part survives (`%00`).
+/// A canonical address-of-record: scheme, user with escapes of unreserved characters decoded
+/// and all others in upper-case hex, lower-case host (IPv6 in RFC 5952 form), port when given;
+/// no password, parameters or headers (RFC 3261 §10.3 step 5, §19.1.4). Two URIs that name the
+/// same AOR give equal `Aor`s, different AORs differ, and a NUL in the user part survives
+/// (`%00`).
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Aor(Box<str>);
 
@@ -300,33 +302,69 @@ impl fmt::Display for Aor {
     }
 }
 
+fn write_ipv4(a: Ipv4Addr, out: &mut Vec<u8>) {
+    for (i, octet) in a.octets().into_iter().enumerate() {
+        if i > 0 {
+            out.push(b'.');
+        }
+        scan::push_decimal(out, u64::from(octet));
+    }
+}
+
+/// RFC 3261 §19.1.4: an escape equals its character only when that character is unreserved.
+/// So `%61` becomes `a`, while `%3B` stays an escape (with upper-case digits) and never merges
+/// with a literal `;`. Every user part gets exactly one spelling.
+fn write_canonical_user(user: &[u8], out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut i = 0;
+    while i < user.len() {
+        let b = user[i];
+        if b == b'%' && i + 2 < user.len() {
+            let decoded = scan::decode_hex_pair(user[i + 1], user[i + 2]);
+            match decoded {
+                Some(d) if UNRESERVED[d as usize] => out.push(d),
+                Some(d) => out.extend_from_slice(&[b'%', HEX[usize::from(d >> 4)], HEX[usize::from(d & 15)]]),
+                // Unreachable for a parsed URI (escapes were checked); kept as written.
+                None => out.extend_from_slice(&user[i..i + 3]),
+            }
+            i += 3;
+        } else {
+            out.push(b);
+            i += 1;
+        }
+    }
+}
+
+/// RFC 3261 `unreserved`: alphanumerics and `-_.!~*'()`.
+static UNRESERVED: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0usize;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')');
+        c += 1;
+    }
+    t
+};
+
 /// Appends the canonical AOR of `uri` (see [`Aor`]) to `out`.
 pub fn write_aor(uri: &SipUri<'_>, out: &mut Vec<u8>) {
     out.extend_from_slice(if uri.sips { b"sips:" } else { b"sip:" });
     if let Some(user) = uri.user {
-        if memchr::memchr(b'%', user).is_none() {
-            // No escapes: the user is already in canonical form (every byte is in URI_USER).
-            out.extend_from_slice(user);
-        } else {
-            let mut raw = Vec::with_capacity(user.len());
-            scan::unescape_into(user, &mut raw);
-            scan::escape_into(&raw, &URI_USER, out);
-        }
+        write_canonical_user(user, out);
         out.push(b'@');
     }
     match uri.host {
         Host::Name(n) => out.extend(n.bytes().map(|b| b.to_ascii_lowercase())),
-        Host::V4(a) => {
-            for (i, octet) in a.octets().into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b'.');
-                }
-                scan::push_decimal(out, u64::from(octet));
-            }
-        }
+        Host::V4(a) => write_ipv4(a, out),
         Host::V6(a) => {
             out.push(b'[');
-            out.extend(a.bytes().map(|b| b.to_ascii_lowercase()));
+            match a.parse::<std::net::Ipv6Addr>() {
+                // RFC 5952 text: one spelling per address.
+                Ok(addr) => out.extend_from_slice(addr.to_string().as_bytes()),
+                // Odd forms RFC 5118 §4.10 tolerates stay as written, lower-cased.
+                Err(_) => out.extend(a.bytes().map(|b| b.to_ascii_lowercase())),
+            }
             out.push(b']');
         }
     }

@@ -106,7 +106,8 @@ impl<'b, T> Iterator for List<'_, 'b, T> {
 
 fn parse_contact_at(s: &[u8], i: usize) -> Option<(ContactValue<'_>, usize)> {
     let j = scan::skip_lws(s, i);
-    if s.get(j) == Some(&b'*') {
+    // `*` alone is the wildcard; `* <sip:...>` is a name-addr whose display name is `*`.
+    if s.get(j) == Some(&b'*') && matches!(s.get(scan::skip_lws(s, j + 1)), None | Some(b',')) {
         return Some((ContactValue::Wildcard, j + 1));
     }
     let (contact, end) = Contact::parse_at(s, j)?;
