@@ -217,6 +217,9 @@ cases! { contacts;
     q_too_big: "<sip:a@h>;q=1.1" => Err(Error::BadValue(HeaderName::Contact));
     trailing_comma: "<sip:a@h>," => Err(Error::BadValue(HeaderName::Contact));
     unclosed_bracket: "<sip:a@h" => Err(Error::BadValue(HeaderName::Contact));
+    duplicate_expires: "<sip:a@h>;expires=0;expires=3600" => Err(Error::BadValue(HeaderName::Contact));
+    duplicate_device_name: "<sip:a@h>;+u.sip!devicename.ccm.cisco.com=\"A\";+u.sip!devicename.ccm.cisco.com=\"B\"" => Err(Error::BadValue(HeaderName::Contact));
+    duplicate_instance: "<sip:a@h>;+sip.instance=\"<urn:uuid:1>\";+sip.instance=\"<urn:uuid:2>\"" => Err(Error::BadValue(HeaderName::Contact));
     quoted_param_with_comma: "<sip:a@h>;x=\"a,b\", <sip:b@h>"
         => Ok(vec!["sip:a@h expires=None q=None instance=None device=None".into(),
                    "sip:b@h expires=None q=None instance=None device=None".into()]);
@@ -230,6 +233,20 @@ cases! { bearer;
     none: "Expires: 5" => Ok(None);
     empty_bearer: "Authorization: Bearer" => Err(Error::BadValue(HeaderName::Authorization));
     unterminated_quote: "Proxy-Authorization: Bearer token=\"abc" => Err(Error::BadValue(HeaderName::ProxyAuthorization));
+}
+
+fn to_tag(lines: &str) -> Result<Option<String>, Error> {
+    with_headers(lines, |m| {
+        m.to()
+            .map(|t| t.tag().map(|t| String::from_utf8_lossy(t).into_owned()))
+    })?
+}
+
+cases! { to_tag;
+    to_tag_value: "To: <sip:a@h>;tag=x" => Ok(Some("x".into()));
+    to_tag_flag: "To: <sip:a@h>;tag" => Err(Error::BadValue(HeaderName::To));
+    to_two_tags: "To: <sip:a@h>;tag=x;tag=y" => Err(Error::BadValue(HeaderName::To));
+    to_no_tag: "To: <sip:a@h>;other" => Ok(None);
 }
 
 cases! { cseq;
@@ -259,6 +276,8 @@ cases! { vias;
         => Ok(vec!["TCP Name(\"a\"):None branch=Some(\"1\") rport=None".into(),
                    "UDP V6(\"::1\"):Some(5060) branch=Some(\"2\") rport=None".into()]);
     via_wrong_version: "SIP/3.0/UDP h" => Err(Error::BadValue(HeaderName::Via));
+    via_two_branches: "SIP/2.0/UDP h;branch=z9hG4bK1;branch=z9hG4bK2" => Err(Error::BadValue(HeaderName::Via));
+    via_branch_without_value: "SIP/2.0/UDP h;branch" => Err(Error::BadValue(HeaderName::Via));
     via_no_host: "SIP/2.0/UDP ;branch=1" => Err(Error::BadValue(HeaderName::Via));
     via_junk_after: "SIP/2.0/UDP h junk" => Err(Error::BadValue(HeaderName::Via));
 }

@@ -336,3 +336,43 @@ From: <sip:a@h>;tag=a\r\nTo: <sip:b@h>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\nl: 0\
     );
     assert!(text.contains("To: <sip:b@h>;tag=t1\r\n"), "{text}");
 }
+
+#[test]
+fn writer_received_is_bare_and_mapped_ipv4_is_ipv4() {
+    let req =
+        b"OPTIONS sip:h SIP/2.0\r\nVia: SIP/2.0/UDP [2001:db8::1]:5060;branch=z9hG4bK1;rport\r\n\
+Via: SIP/2.0/UDP 192.0.2.9;branch=z9hG4bK2\r\n\
+From: <sip:a@h>;tag=a\r\nTo: <sip:b@h>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\nl: 0\r\n\r\n";
+    let mut hs = [EMPTY_HEADER; 16];
+    let m = parse(req, &mut hs).unwrap().complete().unwrap();
+    let mut out = Vec::new();
+    let src = Source {
+        ip: "2001:db8::2".parse().unwrap(),
+        port: 7000,
+    };
+    ResponseWriter::start(&mut out, 200, b"OK", &m, b"t", Some(src)).finish(b"");
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.contains(";rport=7000;received=2001:db8::2\r\n"),
+        "{text}"
+    );
+    // An IPv4 client seen through a dual-stack socket matches its IPv4 sent-by.
+    let req = b"OPTIONS sip:h SIP/2.0\r\nVia: SIP/2.0/TCP 192.0.2.9:5060;branch=z9hG4bK1\r\n\
+From: <sip:a@h>;tag=a\r\nTo: <sip:b@h>;tag\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\nl: 0\r\n\r\n";
+    let m = parse(req, &mut hs).unwrap().complete().unwrap();
+    let mut out = Vec::new();
+    let src = Source {
+        ip: "::ffff:192.0.2.9".parse().unwrap(),
+        port: 5060,
+    };
+    ResponseWriter::start(&mut out, 400, b"Malformed To", &m, b"t", Some(src)).finish(b"");
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.contains("Via: SIP/2.0/TCP 192.0.2.9:5060;branch=z9hG4bK1\r\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("To: <sip:b@h>;tag\r\n"),
+        "a malformed To is echoed, not patched: {text}"
+    );
+}

@@ -165,6 +165,11 @@ impl<'b> NameAddr<'b> {
         let mut tag = None;
         let mut visit = |name: &'b [u8], value: Option<&'b [u8]>| {
             if name.eq_ignore_ascii_case(b"tag") {
+                // tag-param = "tag" EQUAL token, once: a flag or a second tag would let
+                // readers disagree on the dialog's tag.
+                if tag.is_some() || value.is_none() {
+                    return None;
+                }
                 tag = value;
             }
             visit(name, value)
@@ -282,17 +287,30 @@ impl<'b> Contact<'b> {
     /// the same pass that checks them.
     pub(crate) fn parse_at(s: &'b [u8], i: usize) -> Option<(Self, usize)> {
         let (mut expires, mut q, mut instance, mut device_name) = (None, None, None, None);
+        // Each of these may appear once: with two, readers taking the first and the last would
+        // disagree (a token's `dev` checked against one device name, another one stored).
+        fn once<T>(slot: &mut Option<T>, v: T) -> Option<()> {
+            if slot.is_some() {
+                return None;
+            }
+            *slot = Some(v);
+            Some(())
+        }
         let (addr, end) = NameAddr::parse_at_with(s, i, |name, value| {
             if name.eq_ignore_ascii_case(b"expires") {
-                expires = Some(scan::parse_decimal(value?, u64::from(u32::MAX))? as u32);
+                once(
+                    &mut expires,
+                    scan::parse_decimal(value?, u64::from(u32::MAX))? as u32,
+                )
             } else if name.eq_ignore_ascii_case(b"q") {
-                q = Some(parse_qvalue(value?)?);
+                once(&mut q, parse_qvalue(value?)?)
             } else if name.eq_ignore_ascii_case(b"+sip.instance") {
-                instance = value.map(unquote);
+                once(&mut instance, unquote(value?))
             } else if name.eq_ignore_ascii_case(DEVICE_NAME_PARAM.as_bytes()) {
-                device_name = value.map(unquote);
+                once(&mut device_name, unquote(value?))
+            } else {
+                Some(())
             }
-            Some(())
         })?;
         Some((
             Contact {

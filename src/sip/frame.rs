@@ -13,8 +13,8 @@ pub enum Frame<'h, 'b> {
     /// A complete, well-framed message; consume `msg.len()` bytes.
     Message(Message<'h, 'b>),
     /// A complete message whose head is malformed but whose length is known: answer it (400,
-    /// or `error.status()`), consume `len` bytes and go on. [`super::parse`] on those bytes
-    /// gives whatever headers can be read for the answer.
+    /// or `error.status()`), consume `len` bytes and go on. [`super::parse_lenient`] on those
+    /// bytes reads the headers the answer echoes.
     Invalid { len: usize, error: Error },
     /// An RFC 5626 §4.4.1 keep-alive ping (CRLF CRLF, 4 bytes): answer with a CRLF pong.
     Ping,
@@ -296,7 +296,10 @@ mod tests {
     #[test]
     fn regression_folded_length_in_a_bad_head_does_not_swallow_the_next_message() {
         let next = b"OPTIONS sip:a@b SIP/2.0\r\nCall-ID: x\r\nContent-Length: 0\r\n\r\n";
-        let bad = format!("OPTIONS sip:a@b SIP/2.0\r\nSubject: hi\r\n l: {}\r\nno colon\r\n\r\n", next.len());
+        let bad = format!(
+            "OPTIONS sip:a@b SIP/2.0\r\nSubject: hi\r\n l: {}\r\nno colon\r\n\r\n",
+            next.len()
+        );
         let mut buf = bad.as_bytes().to_vec();
         buf.extend_from_slice(next);
         let mut f = Framer::new(Limits::default());

@@ -241,6 +241,79 @@ pub fn parse<'h, 'b>(
     Ok(Status::Complete(head.into_message(headers, body)))
 }
 
+/// Reads what it can of a message whose header section is malformed, to answer it (400 needs
+/// the Vias, From, To, Call-ID and CSeq). The start line must parse; header lines that do not
+/// (no colon, a name that is not a token, a bare CR or LF inside) are skipped, as is anything
+/// past the caller's array. Only for error paths: a message that [`parse`] accepts gives the
+/// same headers here.
+pub fn parse_lenient<'h, 'b>(
+    buf: &'b [u8],
+    headers: &'h mut [Header<'b>],
+) -> Result<Message<'h, 'b>, Error> {
+    let head_len = memchr::memmem::find(buf, b"\r\n\r\n").map_or(buf.len(), |at| at + 4);
+    let head = &buf[..head_len];
+    let first = memchr::memmem::find(head, b"\r\n").ok_or(Error::HeadUnterminated)?;
+    let start = parse_start_line(&head[..first])?;
+    let mut index = HeaderIndex::new();
+    let mut count = 0;
+    let mut content_length = None;
+    // Logical lines: CRLF-separated, a line starting with SP or HT continuing the one before.
+    let mut lines: Vec<(usize, usize)> = Vec::new();
+    let mut pos = first + 2;
+    while pos < head.len() {
+        let end = memchr::memmem::find(&head[pos..], b"\r\n").map_or(head.len(), |k| pos + k);
+        if end == pos {
+            break;
+        }
+        match (lines.last_mut(), head[pos]) {
+            (Some(last), b' ' | b'\t') => last.1 = end,
+            _ => lines.push((pos, end)),
+        }
+        pos = end + 2;
+    }
+    for (s, e) in lines {
+        let line = &head[s..e];
+        let Some(colon) = memchr::memchr(b':', line) else {
+            continue;
+        };
+        let name = scan::trim(&line[..colon]);
+        let value = scan::trim(&line[colon + 1..]);
+        let clean = |v: &[u8]| {
+            !v.iter().enumerate().any(|(i, &b)| {
+                (b == b'\r' && v.get(i + 1) != Some(&b'\n'))
+                    || (b == b'\n' && (i == 0 || v[i - 1] != b'\r'))
+            })
+        };
+        if !scan::all_in(name, &TOKEN)
+            || !clean(value)
+            || count >= headers.len()
+            || count >= usize::from(ABSENT)
+        {
+            continue;
+        }
+        let name = HeaderName::parse(name);
+        if name == HeaderName::ContentLength && content_length.is_none() {
+            content_length = scan::parse_decimal(value, u64::from(u32::MAX)).map(|n| n as u32);
+        }
+        headers[count] = Header { name, value };
+        index.note(&name, count);
+        count += 1;
+    }
+    let rest = &buf[head_len..];
+    let body = match content_length {
+        Some(n) => rest.get(..n as usize).unwrap_or(rest),
+        None => rest,
+    };
+    let head = Head {
+        start,
+        count,
+        head_len,
+        content_length,
+        index,
+    };
+    Ok(head.into_message(headers, body))
+}
+
 /// A parsed header section, before the caller's array is reborrowed.
 pub(crate) struct Head<'b> {
     pub(crate) start: StartLine<'b>,
@@ -326,6 +399,10 @@ pub(crate) fn parse_head<'b>(
                 return Err(Error::ConflictingContentLength);
             }
             content_length = Some(n);
+        }
+        // The index stores positions as u16 (ABSENT excluded).
+        if count >= usize::from(ABSENT) {
+            return Err(Error::TooManyHeaders);
         }
         let slot = headers.get_mut(count).ok_or(Error::TooManyHeaders)?;
         *slot = Header { name, value };
@@ -448,6 +525,29 @@ mod tests {
             ("Subject".into(), b"one\r\n two\r\n\tthree".to_vec())
         );
         assert_eq!(hs[1], ("Content-Length".into(), b"0".to_vec()));
+    }
+
+    #[test]
+    fn lenient_parse_keeps_what_a_400_needs() {
+        let bad = b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nno colon\r\n\
+From: <sip:a@b>;tag=1\r\nTo: <sip:b@b>\r\n bad header: x\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\nl: 0\r\n\r\n";
+        let mut h = [EMPTY_HEADER; 16];
+        assert_eq!(parse(bad, &mut h).unwrap_err(), Error::MissingColon);
+        let m = parse_lenient(bad, &mut h).unwrap();
+        let names: Vec<_> = m.headers.iter().map(|h| h.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["Via", "From", "To", "Call-ID", "CSeq", "Content-Length"]
+        );
+        assert_eq!(m.headers[2].value, b"<sip:b@b>\r\n bad header: x");
+        let mut h2 = [EMPTY_HEADER; 16];
+        let good = b"OPTIONS sip:a@b SIP/2.0\r\nVia: x\r\n y\r\nl: 0\r\n\r\n";
+        let strict = parse(good, &mut h2).unwrap().complete().unwrap();
+        let mut h3 = [EMPTY_HEADER; 16];
+        assert_eq!(
+            parse_lenient(good, &mut h3).unwrap().headers,
+            strict.headers
+        );
     }
 
     #[test]

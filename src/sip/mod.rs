@@ -16,7 +16,9 @@ mod write;
 pub use addr::{unquote, Contact, ContactValue, NameAddr, ParamIter, Params, DEVICE_NAME_PARAM};
 pub use error::Error;
 pub use frame::{parse_datagram, Frame, Framer};
-pub use message::{parse, Header, Limits, Message, Method, StartLine, Status, EMPTY_HEADER};
+pub use message::{
+    parse, parse_lenient, Header, Limits, Message, Method, StartLine, Status, EMPTY_HEADER,
+};
 pub use name::HeaderName;
 pub use uri::{write_aor, Aor, Host, SipUri, Uri};
 pub use via::Via;

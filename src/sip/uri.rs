@@ -323,7 +323,11 @@ fn write_canonical_user(user: &[u8], out: &mut Vec<u8>) {
             let decoded = scan::decode_hex_pair(user[i + 1], user[i + 2]);
             match decoded {
                 Some(d) if UNRESERVED[d as usize] => out.push(d),
-                Some(d) => out.extend_from_slice(&[b'%', HEX[usize::from(d >> 4)], HEX[usize::from(d & 15)]]),
+                Some(d) => out.extend_from_slice(&[
+                    b'%',
+                    HEX[usize::from(d >> 4)],
+                    HEX[usize::from(d & 15)],
+                ]),
                 // Unreachable for a parsed URI (escapes were checked); kept as written.
                 None => out.extend_from_slice(&user[i..i + 3]),
             }
@@ -341,7 +345,11 @@ static UNRESERVED: [bool; 256] = {
     let mut c = 0usize;
     while c < 256 {
         let b = c as u8;
-        t[c] = b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')');
+        t[c] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')'
+            );
         c += 1;
     }
     t

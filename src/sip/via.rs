@@ -77,12 +77,23 @@ impl<'b> Via<'b> {
             Some(scan::parse_decimal(port_text, u64::from(u16::MAX))? as u16)
         };
         let (mut branch, mut received, mut rport) = (None, None, None);
+        // branch, received and rport may each appear once (a second branch would let the
+        // transaction layer and the response writer disagree).
         let params_end = parse_params_with(s, end, |name, value| {
             if name.eq_ignore_ascii_case(b"branch") {
-                branch = value;
+                if branch.is_some() {
+                    return None;
+                }
+                branch = Some(value?);
             } else if name.eq_ignore_ascii_case(b"received") {
-                received = value;
+                if received.is_some() {
+                    return None;
+                }
+                received = Some(value?);
             } else if name.eq_ignore_ascii_case(b"rport") {
+                if rport.is_some() {
+                    return None;
+                }
                 rport = Some(match value {
                     None => None,
                     Some(v) => Some(scan::parse_decimal(v, u64::from(u16::MAX))? as u16),

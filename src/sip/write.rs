@@ -59,9 +59,11 @@ impl<'o> ResponseWriter<'o> {
                 HeaderName::To => {
                     out.extend_from_slice(b"To: ");
                     out.extend_from_slice(h.value);
-                    let tagged =
-                        super::addr::NameAddr::parse(h.value).is_some_and(|a| a.tag().is_some());
-                    if !tagged && !to_tag.is_empty() {
+                    // Only a well-formed To without a tag gets one; a malformed To (being
+                    // answered 400) is echoed untouched rather than patched.
+                    let needs_tag =
+                        super::addr::NameAddr::parse(h.value).is_some_and(|a| a.tag().is_none());
+                    if needs_tag && !to_tag.is_empty() {
                         out.extend_from_slice(b";tag=");
                         out.extend_from_slice(to_tag);
                     }
@@ -116,14 +118,17 @@ fn write_top_via(out: &mut Vec<u8>, value: &[u8], src: Source) {
     let via_end = via_start + via.raw.len();
     out.extend_from_slice(&value[..params_start]);
     let wants_rport = via.rport() == Some(None);
-    let mut ip_text = Vec::with_capacity(40);
-    match src.ip {
-        IpAddr::V4(a) => ip_text.extend_from_slice(a.to_string().as_bytes()),
-        IpAddr::V6(a) => ip_text.extend_from_slice(format!("[{a}]").as_bytes()),
-    }
+    // A dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d; they are IPv4 peers.
+    let ip = match src.ip {
+        IpAddr::V6(a) => a.to_ipv4_mapped().map_or(src.ip, IpAddr::V4),
+        v4 => v4,
+    };
+    // RFC 3261 via-received is a bare IPv4address / IPv6address, without brackets (RFC 5118
+    // only asks receivers to tolerate them).
+    let ip_text = ip.to_string();
     let sent_by_matches = match via.host {
-        super::uri::Host::V4(a) => IpAddr::V4(a) == src.ip,
-        super::uri::Host::V6(a) => a.parse::<IpAddr>().is_ok_and(|a| a == src.ip),
+        super::uri::Host::V4(a) => IpAddr::V4(a) == ip,
+        super::uri::Host::V6(a) => a.parse::<IpAddr>().is_ok_and(|a| a == ip),
         super::uri::Host::Name(_) => false,
     };
     for (name, v) in via.params.iter() {
@@ -142,7 +147,7 @@ fn write_top_via(out: &mut Vec<u8>, value: &[u8], src: Source) {
     }
     if wants_rport || !sent_by_matches {
         out.extend_from_slice(b";received=");
-        out.extend_from_slice(&ip_text);
+        out.extend_from_slice(ip_text.as_bytes());
     }
     out.extend_from_slice(&value[via_end..]);
 }
