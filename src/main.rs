@@ -1,13 +1,24 @@
 //! The `regstorm` command.
 
-use clap::Parser;
+use clap::Parser as _;
 use regstorm::cli::{Cli, LogLevel};
 
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => e.exit(), // --help and --version print and exit 0
+        Err(e) => {
+            // One line naming the flag at fault, as every other usage error.
+            let text = e.to_string();
+            let reason = text.split("\n\n").next().unwrap_or("bad usage");
+            let reason = reason.split_whitespace().collect::<Vec<_>>().join(" ");
+            eprintln!("regstorm: {}", reason.trim_start_matches("error: "));
+            std::process::exit(2);
+        }
+    };
     let level = match cli.log_level {
         LogLevel::Error => tracing::Level::ERROR,
         LogLevel::Warn => tracing::Level::WARN,

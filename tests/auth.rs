@@ -853,7 +853,21 @@ fn bad_usage_exits_2_naming_the_flag_or_file() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("README.md"));
     let o = regstorm(&["keys", "--out", "/tmp/x", "--alg", "HS256"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("--alg"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("--alg") && err.trim().lines().count() == 1,
+        "{err}"
+    );
+    let o = regstorm(&["token", "--sub", "1010"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("--key") && err.trim().lines().count() == 1,
+        "{err}"
+    );
+    let o = regstorm(&["--version"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("regstorm "));
     let o = regstorm(&[
         "token",
         "--key",
