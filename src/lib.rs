@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod cli;
+pub mod config;
 pub mod lab;
 pub mod load;
 pub mod sip;

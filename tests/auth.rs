@@ -770,6 +770,11 @@ fn keys_then_token_round_trip_for_each_mintable_algorithm() {
         ] {
             assert!(out.join(f).is_file(), "{alg}: {f} written");
         }
+        // The registrar.toml it wrote is a valid configuration whose key set loads.
+        let config = regstorm::config::Config::load(&out.join("registrar.toml"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.load_keys().unwrap().len(), 1);
+        assert_eq!(config.listeners.len(), 3);
         let key = out.join("signing.key");
         let o = regstorm(&[
             "token",
