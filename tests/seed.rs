@@ -376,3 +376,25 @@ From: <sip:a@h>;tag=a\r\nTo: <sip:b@h>;tag\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\nl
         "a malformed To is echoed, not patched: {text}"
     );
 }
+
+/// Fuzz finding `message-to-tag-flag` (tests/fuzz_regressions): a To with a valueless `tag`
+/// once got a second tag appended by the writer.
+#[test]
+fn regression_fuzz_to_tag_flag() {
+    let input = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fuzz_regressions/message-to-tag-flag.bin"
+    ))
+    .unwrap();
+    let mut hs = [EMPTY_HEADER; 16];
+    let m = parse(&input, &mut hs).unwrap().complete().unwrap();
+    assert_eq!(
+        m.to().unwrap_err(),
+        regstorm::sip::Error::BadValue(HeaderName::To)
+    );
+    let mut out = Vec::new();
+    ResponseWriter::start(&mut out, 400, b"Malformed To", &m, b"tag", None).finish(b"");
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.contains("\r\nTo: m;tag\r\n"), "{text}");
+    assert_eq!(text.matches("tag").count(), 1, "{text}");
+}

@@ -148,6 +148,9 @@ impl<'b> HeaderName<'b> {
     /// The name of `bytes`, which the caller has checked to be a non-empty RFC 3261 token.
     #[inline]
     pub fn parse(bytes: &'b [u8]) -> Self {
+        if bytes.is_empty() {
+            return HeaderName::Other("");
+        }
         let known = if bytes.len() == 1 {
             Self::from_compact(bytes[0])
         } else {
@@ -192,6 +195,11 @@ mod tests {
         );
         assert_eq!(HeaderName::parse(b"q"), HeaderName::Other("q"));
         assert!(HeaderName::Other("X-Foo").matches(&HeaderName::Other("x-foo")));
+        assert_eq!(
+            HeaderName::parse(b""),
+            HeaderName::Other(""),
+            "no panic on an empty name"
+        );
     }
 
     #[test]
