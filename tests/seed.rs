@@ -98,7 +98,7 @@ fn register_with_token_and_body_field_by_field() {
     assert_eq!(supported[0], b"replaces");
     assert_eq!(supported[16], b"X-cisco-duplicate-reg");
     assert_eq!(m.option_tags(HeaderName::Require).count(), 0);
-    assert!(m.header(HeaderName::Other("Reason")).is_some());
+    assert!(m.header(HeaderName::Reason).is_some());
     assert_eq!(m.expires().unwrap(), Some(3600));
 
     let ct = m.content_type().unwrap().unwrap();
@@ -107,10 +107,7 @@ fn register_with_token_and_body_field_by_field() {
         ct.params.get("boundary"),
         Some(Some(&b"uniqueBoundary"[..]))
     );
-    assert_eq!(
-        m.header(HeaderName::Other("Mime-Version")),
-        Some(&b"1.0"[..])
-    );
+    assert_eq!(m.header(HeaderName::MimeVersion), Some(&b"1.0"[..]));
     assert_eq!(m.content_length, Some(CISCO_BODY_LEN as u32));
     assert_eq!(m.body, cisco_body());
 }

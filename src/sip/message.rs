@@ -69,6 +69,28 @@ impl<'b> Method<'b> {
         }
     }
 
+    /// The method named by `token` (already checked to be an RFC 3261 token): known methods are
+    /// matched as bytes, and only an extension method pays for the UTF-8 check of its name.
+    pub fn from_token(token: &'b [u8]) -> Option<Self> {
+        Some(match token {
+            b"REGISTER" => Method::Register,
+            b"INVITE" => Method::Invite,
+            b"ACK" => Method::Ack,
+            b"BYE" => Method::Bye,
+            b"CANCEL" => Method::Cancel,
+            b"OPTIONS" => Method::Options,
+            b"SUBSCRIBE" => Method::Subscribe,
+            b"NOTIFY" => Method::Notify,
+            b"REFER" => Method::Refer,
+            b"MESSAGE" => Method::Message,
+            b"INFO" => Method::Info,
+            b"PRACK" => Method::Prack,
+            b"UPDATE" => Method::Update,
+            b"PUBLISH" => Method::Publish,
+            other => Method::Extension(std::str::from_utf8(other).ok()?),
+        })
+    }
+
     /// The method as written on the wire.
     pub fn as_str(&self) -> &'b str {
         match self {
@@ -468,12 +490,9 @@ fn parse_start_line(line: &[u8]) -> Result<StartLine<'_>, Error> {
         return Err(Error::UnsupportedVersion);
     }
     // Both are ASCII: token characters, and graphic ASCII checked above.
-    let method = std::str::from_utf8(&line[..m_end]).map_err(|_| Error::BadMethod)?;
+    let method = Method::from_token(&line[..m_end]).ok_or(Error::BadMethod)?;
     let uri = std::str::from_utf8(uri).map_err(|_| Error::BadRequestUri)?;
-    Ok(StartLine::Request {
-        method: Method::parse(method),
-        uri,
-    })
+    Ok(StartLine::Request { method, uri })
 }
 
 fn parse_status_line(line: &[u8]) -> Result<StartLine<'_>, Error> {

@@ -54,19 +54,28 @@ macro_rules! header_names {
     };
 }
 
-/// Up to eight candidate indices per initial letter, 0xFF-terminated: a full name is compared
-/// only with the known names that start like it.
-const BY_INITIAL: [[u8; 8]; 26] = {
-    let mut t = [[0xFFu8; 8]; 26];
+/// A perfect hash of the known full names (length, first, second and last byte, case folded):
+/// one table probe and one comparison decide whether a name is known. The table is built at
+/// compile time, and a collision between two known names fails the build.
+const fn name_hash(n: &[u8]) -> usize {
+    let (first, second, last) = (
+        (n[0] | 0x20) as u32,
+        (n[1] | 0x20) as u32,
+        (n[n.len() - 1] | 0x20) as u32,
+    );
+    ((n.len() as u32 + first * 14 + last + second * 2) & 127) as usize
+}
+
+const BY_HASH: [u8; 128] = {
+    let mut t = [0xFFu8; 128];
     let mut i = 0;
     while i < KNOWN_NAMES {
-        let c = CANONICAL[i].as_bytes()[0].to_ascii_lowercase();
-        let row = (c - b'a') as usize;
-        let mut k = 0;
-        while t[row][k] != 0xFF {
-            k += 1;
-        }
-        t[row][k] = i as u8;
+        let h = name_hash(CANONICAL[i].as_bytes());
+        assert!(
+            t[h] == 0xFF,
+            "two known header names share a hash: change name_hash"
+        );
+        t[h] = i as u8;
         i += 1;
     }
     t
@@ -91,20 +100,9 @@ fn eq_fold(canon: &[u8], name: &[u8]) -> bool {
 impl HeaderName<'_> {
     #[inline]
     fn from_full(name: &[u8]) -> Option<Self> {
-        let c = name[0].to_ascii_lowercase();
-        if !c.is_ascii_lowercase() {
-            return None;
-        }
-        for &i in &BY_INITIAL[usize::from(c - b'a')] {
-            if i == 0xFF {
-                break;
-            }
-            let canon = CANONICAL[usize::from(i)].as_bytes();
-            if canon.len() == name.len() && eq_fold(canon, name) {
-                return Some(VARIANTS[usize::from(i)]);
-            }
-        }
-        None
+        let i = BY_HASH[name_hash(name)];
+        let canon = CANONICAL.get(usize::from(i))?.as_bytes();
+        (canon.len() == name.len() && eq_fold(canon, name)).then(|| VARIANTS[usize::from(i)])
     }
 }
 
@@ -142,6 +140,8 @@ header_names! {
     Subject = "Subject", b's';
     Event = "Event", b'o';
     AllowEvents = "Allow-Events", b'u';
+    Reason = "Reason";
+    MimeVersion = "MIME-Version";
 }
 
 impl<'b> HeaderName<'b> {
@@ -226,7 +226,7 @@ mod tests {
     #[test]
     fn indices_are_dense_and_distinct() {
         assert_eq!(HeaderName::Via.index(), Some(0));
-        assert_eq!(HeaderName::AllowEvents.index(), Some(KNOWN_NAMES - 1));
+        assert_eq!(HeaderName::MimeVersion.index(), Some(KNOWN_NAMES - 1));
         assert_eq!(HeaderName::Other("x").index(), None);
     }
 }

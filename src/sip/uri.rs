@@ -241,31 +241,28 @@ pub(crate) fn parse_hostport(s: &[u8]) -> Option<(Host<'_>, Option<u16>)> {
 /// Dotted-quad IPv4: four decimal octets, no leading zeros beyond a lone 0 (as `std::net`).
 fn parse_ipv4(s: &[u8]) -> Option<Ipv4Addr> {
     let mut octets = [0u8; 4];
-    let (mut k, mut value, mut digits) = (0usize, 0u16, 0u8);
-    for &b in s {
-        if b == b'.' {
-            if digits == 0 || k == 3 {
+    let mut i = 0;
+    for (n, o) in octets.iter_mut().enumerate() {
+        if n > 0 {
+            if s.get(i) != Some(&b'.') {
                 return None;
             }
-            octets[k] = value as u8;
-            (k, value, digits) = (k + 1, 0, 0);
-        } else {
-            // A leading zero is allowed only as the octet "0" itself.
-            if digits > 0 && value == 0 {
-                return None;
-            }
-            value = value * 10 + u16::from(b - b'0');
-            digits += 1;
-            if value > 255 {
-                return None;
-            }
+            i += 1;
         }
+        let start = i;
+        let mut v: u32 = 0;
+        while let Some(d) = s.get(i).map(|b| b.wrapping_sub(b'0')).filter(|d| *d <= 9) {
+            v = v * 10 + u32::from(d);
+            i += 1;
+        }
+        let len = i - start;
+        // One to three digits, no leading zero but a lone 0, at most 255 (as std::net).
+        if len == 0 || len > 3 || (len > 1 && s[start] == b'0') || v > 255 {
+            return None;
+        }
+        *o = v as u8;
     }
-    if digits == 0 || k != 3 {
-        return None;
-    }
-    octets[3] = value as u8;
-    Some(Ipv4Addr::from(octets))
+    (i == s.len()).then_some(Ipv4Addr::from(octets))
 }
 
 /// A canonical address-of-record: scheme, user with escapes of unreserved characters decoded

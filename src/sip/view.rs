@@ -187,7 +187,7 @@ impl<'h, 'b> Message<'h, 'b> {
         if m == digits_end || !scan::all_in(&v[m..], &TOKEN) {
             return Err(bad);
         }
-        let method = Method::parse(std::str::from_utf8(&v[m..]).map_err(|_| bad)?);
+        let method = Method::from_token(&v[m..]).ok_or(bad)?;
         if let StartLine::Request {
             method: request_method,
             ..
