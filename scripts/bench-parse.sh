@@ -19,20 +19,8 @@ N2=${N2:-2000}
 CALLGRIND=${CALLGRIND:-1}
 CRITERION=${CRITERION:-1}
 
-echo "== provenance"
-echo "date:    $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-echo "rustc:   $(rustc -V)"
-echo "cargo:   $(cargo -V)"
-echo "kernel:  $(uname -r)"
-echo "cpu:     $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//') ($(nproc) cpus online)"
-commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [ -n "$(git status --porcelain 2>/dev/null)" ]; then
-    echo "commit:  $commit + uncommitted changes:"
-    git status --porcelain | sed 's/^/           /'
-    echo "diff:    sha256 of 'git diff HEAD' = $(git diff HEAD | sha256sum | cut -c1-16)"
-else
-    echo "commit:  $commit (clean tree)"
-fi
+# shellcheck source=lib/provenance.sh
+source scripts/lib/provenance.sh
 echo "rsip:    $(grep -A1 '^name = "rsip"$' Cargo.lock | sed -n 's/^version = "\(.*\)"/\1/p')"
 echo "memchr:  $(grep -A1 '^name = "memchr"$' Cargo.lock | sed -n 's/^version = "\(.*\)"/\1/p')"
 

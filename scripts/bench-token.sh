@@ -10,18 +10,8 @@ WARMUP=${WARMUP:-2}
 MEASURE=${MEASURE:-8}
 ENTRIES=${ENTRIES:-1000000}
 
-echo "== provenance"
-echo "date:    $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-echo "rustc:   $(rustc -V)"
-echo "kernel:  $(uname -r)"
-echo "cpu:     $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//') ($(nproc) cpus online)"
-echo "load:    $(cut -d' ' -f1-3 /proc/loadavg)"
-commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [ -n "$(git status --porcelain -- src benches examples Cargo.toml Cargo.lock 2>/dev/null)" ]; then
-    echo "commit:  $commit + uncommitted changes to src/benches/examples"
-else
-    echo "commit:  $commit"
-fi
+# shellcheck source=lib/provenance.sh
+source scripts/lib/provenance.sh
 echo "ring:    $(grep -A1 '^name = "ring"$' Cargo.lock | sed -n 's/^version = "\(.*\)"/\1/p')"
 
 echo

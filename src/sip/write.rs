@@ -4,6 +4,7 @@
 use super::message::Message;
 use super::name::HeaderName;
 use super::scan;
+use std::io::Write as _;
 use std::net::IpAddr;
 
 /// Where the request came from, to stamp the top Via (RFC 3261 §18.2.1 `received`, RFC 3581
@@ -123,9 +124,6 @@ fn write_top_via(out: &mut Vec<u8>, value: &[u8], src: Source) {
         IpAddr::V6(a) => a.to_ipv4_mapped().map_or(src.ip, IpAddr::V4),
         v4 => v4,
     };
-    // RFC 3261 via-received is a bare IPv4address / IPv6address, without brackets (RFC 5118
-    // only asks receivers to tolerate them).
-    let ip_text = ip.to_string();
     let sent_by_matches = match via.host {
         super::uri::Host::V4(a) => IpAddr::V4(a) == ip,
         super::uri::Host::V6(a) => a.parse::<IpAddr>().is_ok_and(|a| a == ip),
@@ -147,7 +145,10 @@ fn write_top_via(out: &mut Vec<u8>, value: &[u8], src: Source) {
     }
     if wants_rport || !sent_by_matches {
         out.extend_from_slice(b";received=");
-        out.extend_from_slice(ip_text.as_bytes());
+        // RFC 3261 via-received is a bare IPv4address / IPv6address, without brackets (RFC 5118
+        // only asks receivers to tolerate them). Formatted straight into the buffer; writing
+        // into a Vec cannot fail.
+        let _ = write!(out, "{ip}");
     }
     out.extend_from_slice(&value[via_end..]);
 }
