@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod lab;
 pub mod load;
+pub mod registrar;
 pub mod sip;
 
 pub use sip::{parse, Error as SipError, Framer, Message};

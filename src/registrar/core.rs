@@ -1,0 +1,413 @@
+//! The registrar's decision for one request: a pure function of the request, the connection it
+//! came on and `now`, answering into a buffer (CONTRACT "REGISTER outcomes", RFC 3261 §10.3).
+//! No sockets, no clock.
+
+use super::table::{Binding, BindingTable, ConnId};
+use crate::auth::{write_challenge, Verifier};
+use crate::config::{ChallengeKind, ListenerKind, RegistrarSection};
+use crate::sip::{
+    write_http_date, Aor, Contact, ContactValue, Error, HeaderName, Host, Message, Method,
+    ResponseWriter, Source, Uri,
+};
+
+/// What the connection knows about a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Facts {
+    pub listener: ListenerKind,
+    pub conn: ConnId,
+    /// Where the request came from, for the top Via's received/rport (datagram listeners).
+    pub source: Option<Source>,
+}
+
+/// What `handle` did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// A response with this status was appended to the output buffer.
+    Replied(u16),
+    /// Nothing to answer (a response arrived).
+    Dropped,
+}
+
+/// Option tags this registrar supports (RFC 3327 Path).
+const SUPPORTED: &[&[u8]] = &[b"path"];
+const ALLOW: &[u8] = b"REGISTER, OPTIONS";
+
+/// One core's registrar: configuration, token verifier, bindings.
+#[derive(Debug)]
+pub struct Registrar {
+    cfg: RegistrarSection,
+    verifier: Verifier,
+    table: BindingTable,
+    server: Vec<u8>,
+    tag_seed: u64,
+}
+
+/// A failed check, carrying the answer.
+struct Refusal {
+    code: u16,
+    reason: Vec<u8>,
+    extra: Vec<(&'static str, Vec<u8>)>,
+}
+
+impl Refusal {
+    fn new(code: u16, reason: &str) -> Self {
+        Refusal {
+            code,
+            reason: reason.as_bytes().to_vec(),
+            extra: Vec::new(),
+        }
+    }
+
+    fn from_error(e: Error) -> Self {
+        let mut reason = Vec::new();
+        e.write_reason(&mut reason);
+        Refusal {
+            code: e.status(),
+            reason,
+            extra: Vec::new(),
+        }
+    }
+
+    fn with(mut self, name: &'static str, value: Vec<u8>) -> Self {
+        self.extra.push((name, value));
+        self
+    }
+}
+
+fn text(code: u16) -> &'static str {
+    match code {
+        200 => "OK",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        407 => "Proxy Authentication Required",
+        416 => "Unsupported URI Scheme",
+        420 => "Bad Extension",
+        423 => "Interval Too Brief",
+        500 => "Server Internal Error",
+        501 => "Not Implemented",
+        503 => "Service Unavailable",
+        505 => "Version Not Supported",
+        _ => "",
+    }
+}
+
+/// The contact as it will be listed: `[display] <uri>` and its parameters but `expires`.
+fn contact_listing(c: &Contact<'_>) -> Box<[u8]> {
+    let mut out = Vec::with_capacity(c.addr.uri.len() + c.addr.params.raw().len() + 4);
+    if let Some(d) = c.addr.display {
+        out.push(b'"');
+        out.extend_from_slice(d);
+        out.extend_from_slice(b"\" ");
+    }
+    out.push(b'<');
+    out.extend_from_slice(c.addr.uri);
+    out.push(b'>');
+    for (name, value) in c.addr.params.iter() {
+        if name.eq_ignore_ascii_case(b"expires") {
+            continue;
+        }
+        out.push(b';');
+        out.extend_from_slice(name);
+        if let Some(v) = value {
+            out.push(b'=');
+            out.extend_from_slice(v);
+        }
+    }
+    out.into_boxed_slice()
+}
+
+fn host_matches(host: &Host<'_>, domain: &str) -> bool {
+    match host {
+        Host::Name(n) => n.eq_ignore_ascii_case(domain),
+        Host::V4(a) => domain.parse() == Ok(*a),
+        Host::V6(a) => match (
+            a.parse::<std::net::Ipv6Addr>(),
+            domain
+                .trim_matches(['[', ']'])
+                .parse::<std::net::Ipv6Addr>(),
+        ) {
+            (Ok(x), Ok(y)) => x == y,
+            _ => a.eq_ignore_ascii_case(domain.trim_matches(['[', ']'])),
+        },
+    }
+}
+
+impl Registrar {
+    pub fn new(cfg: RegistrarSection, verifier: Verifier) -> Self {
+        let server = format!("regstorm/{}", env!("CARGO_PKG_VERSION")).into_bytes();
+        Registrar {
+            cfg,
+            verifier,
+            table: BindingTable::new(),
+            server,
+            tag_seed: 0x9e37_79b9_7f4a_7c15,
+        }
+    }
+
+    pub fn table(&mut self) -> &mut BindingTable {
+        &mut self.table
+    }
+
+    pub fn verifier(&mut self) -> &mut Verifier {
+        &mut self.verifier
+    }
+
+    /// A connection closed: with `unregister_on_close`, its bindings go with it.
+    pub fn connection_closed(&mut self, conn: ConnId) -> usize {
+        if self.cfg.unregister_on_close {
+            self.table.remove_connection(conn)
+        } else {
+            0
+        }
+    }
+
+    fn next_tag(&mut self) -> [u8; 16] {
+        // A To tag per response: distinct, not guessable in sequence (splitmix64 of a counter).
+        self.tag_seed = self.tag_seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.tag_seed;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        let mut tag = [0u8; 16];
+        for (i, t) in tag.iter_mut().enumerate() {
+            *t = b"0123456789abcdef"[((z >> (60 - 4 * i)) & 15) as usize];
+        }
+        tag
+    }
+
+    fn reply(
+        &mut self,
+        req: &Message<'_, '_>,
+        facts: &Facts,
+        now: u64,
+        out: &mut Vec<u8>,
+        r: Refusal,
+    ) -> Outcome {
+        let tag = self.next_tag();
+        let mut w = ResponseWriter::start(out, r.code, &r.reason, req, &tag, facts.source);
+        for (name, value) in &r.extra {
+            w.header(name, value);
+        }
+        w.header_with("Date", |o| write_http_date(now, o));
+        w.header("Server", &self.server);
+        w.finish(b"");
+        Outcome::Replied(r.code)
+    }
+
+    /// Answers one request. `now` is seconds since the epoch.
+    pub fn handle(
+        &mut self,
+        req: &Message<'_, '_>,
+        facts: &Facts,
+        now: u64,
+        out: &mut Vec<u8>,
+    ) -> Outcome {
+        let Some(method) = req.method() else {
+            return Outcome::Dropped;
+        };
+        let refusal = if let Method::Extension(_) = method {
+            // RFC 4475 §3.1.2.18: an unknown method is 501 even when its CSeq disagrees.
+            Refusal::new(501, text(501)).with("Allow", ALLOW.to_vec())
+        } else if let Err(e) = req.check_mandatory() {
+            Refusal::from_error(e)
+        } else {
+            match method {
+                Method::Register => match self.register(req, facts, now, out) {
+                    Ok(outcome) => return outcome,
+                    Err(r) => r,
+                },
+                Method::Options => Refusal::new(200, text(200))
+                    .with("Allow", ALLOW.to_vec())
+                    .with("Accept", b"application/sdp, multipart/mixed".to_vec())
+                    .with("Supported", b"path".to_vec()),
+                _ => Refusal::new(405, text(405)).with("Allow", ALLOW.to_vec()),
+            }
+        };
+        self.reply(req, facts, now, out, refusal)
+    }
+
+    fn challenge(&self, invalid_token: bool) -> Refusal {
+        let mut value = Vec::with_capacity(64);
+        write_challenge(&mut value, &self.cfg.realm, invalid_token);
+        match self.cfg.challenge {
+            ChallengeKind::Proxy => Refusal::new(407, text(407)).with("Proxy-Authenticate", value),
+            ChallengeKind::Www => Refusal::new(401, text(401)).with("WWW-Authenticate", value),
+        }
+    }
+
+    fn register(
+        &mut self,
+        req: &Message<'_, '_>,
+        facts: &Facts,
+        now: u64,
+        out: &mut Vec<u8>,
+    ) -> Result<Outcome, Refusal> {
+        // Request-URI: SIP or SIPS (else 416), for this domain when one is set (else 404).
+        let ruri = match req.request_uri() {
+            Some(Ok(Uri::Sip(u))) => u,
+            Some(Ok(Uri::Other { .. })) => return Err(Refusal::new(416, text(416))),
+            _ => return Err(Refusal::from_error(Error::BadRequestUri)),
+        };
+        if let Some(domain) = &self.cfg.domain {
+            if !host_matches(&ruri.host, domain) {
+                return Err(Refusal::new(404, "Domain Not Served"));
+            }
+        }
+        // RFC 3261 §8.2.2.3: every Require / Proxy-Require option tag must be supported.
+        let mut unsupported: Vec<u8> = Vec::new();
+        for name in [HeaderName::Require, HeaderName::ProxyRequire] {
+            for tag in req.option_tags(name) {
+                let tag = tag.map_err(Refusal::from_error)?;
+                if !SUPPORTED.iter().any(|s| s.eq_ignore_ascii_case(tag)) {
+                    if !unsupported.is_empty() {
+                        unsupported.extend_from_slice(b", ");
+                    }
+                    unsupported.extend_from_slice(tag);
+                }
+            }
+        }
+        if !unsupported.is_empty() {
+            return Err(Refusal::new(420, text(420)).with("Unsupported", unsupported));
+        }
+        // The AOR: To must be a SIP or SIPS URI (RFC 3261 §10.3 step 5).
+        let to = req.to().map_err(Refusal::from_error)?;
+        let Some(to_uri) = to.sip_uri() else {
+            return Err(Refusal::new(400, "To Is Not A SIP URI"));
+        };
+        // Bearer credentials (CONTRACT "Tokens").
+        let token = match req.bearer() {
+            Err(_) => return Err(self.challenge(true)),
+            Ok(None) => return Err(self.challenge(false)),
+            Ok(Some(b)) => b.token,
+        };
+        let contacts: Vec<ContactValue<'_>> = req
+            .contacts()
+            .collect::<Result<_, _>>()
+            .map_err(Refusal::from_error)?;
+        let verified = match self.verifier.verify(token, now) {
+            Ok(v) => v,
+            Err(_) => return Err(self.challenge(true)),
+        };
+        let mut user = Vec::new();
+        to_uri.user_unescaped_into(&mut user);
+        if !verified.claims.covers_user(&user) {
+            return Err(Refusal::new(403, "Token Does Not Cover This AOR"));
+        }
+        for c in &contacts {
+            if let ContactValue::Addr(c) = c {
+                if !verified.claims.covers_device(c.device_name()) {
+                    return Err(Refusal::new(403, "Token Does Not Cover This Device"));
+                }
+            }
+        }
+
+        let aor = Aor::new(&to_uri);
+        let call_id = req.call_id().map_err(Refusal::from_error)?;
+        let cseq = req.cseq().map_err(Refusal::from_error)?.seq;
+        let header_expires = req.expires().map_err(Refusal::from_error)?;
+        let wildcard = contacts.iter().any(|c| matches!(c, ContactValue::Wildcard));
+        let mut list: Vec<Binding> = self.table.get(&aor, now).to_vec();
+        let mut granted_header = None;
+
+        if wildcard {
+            // RFC 3261 §10.3 step 6: `*` only alone and with Expires: 0.
+            if contacts.len() != 1 || header_expires != Some(0) {
+                return Err(Refusal::new(
+                    400,
+                    "Wildcard Contact Needs Expires 0 And No Other Contact",
+                ));
+            }
+            if list
+                .iter()
+                .any(|b| b.call_id.as_ref() == call_id && cseq <= b.cseq)
+            {
+                return Err(Refusal::new(500, "Lower CSeq On The Same Call-ID"));
+            }
+            list.clear();
+        } else {
+            let path = {
+                let values: Vec<&[u8]> = req.values(HeaderName::Path).collect();
+                (!values.is_empty()).then(|| values.join(&b", "[..]).into_boxed_slice())
+            };
+            // Check every contact before changing anything (the request applies whole or not).
+            let mut changes = Vec::with_capacity(contacts.len());
+            for c in &contacts {
+                let ContactValue::Addr(c) = c else { continue };
+                let asked = c.expires.or(header_expires).unwrap_or(self.cfg.max_expires);
+                if asked != 0 && asked < self.cfg.min_expires {
+                    return Err(Refusal::new(423, text(423))
+                        .with("Min-Expires", self.cfg.min_expires.to_string().into_bytes()));
+                }
+                let granted = asked.min(self.cfg.max_expires);
+                granted_header.get_or_insert(granted);
+                let existing = list
+                    .iter()
+                    .position(|b| b.same_contact(c.addr.uri, c.instance()));
+                if let Some(i) = existing {
+                    // RFC 3261 §10.3 step 7: same Call-ID and a CSeq not higher: not applied.
+                    if list[i].call_id.as_ref() == call_id && cseq <= list[i].cseq {
+                        return Err(Refusal::new(500, "Lower CSeq On The Same Call-ID"));
+                    }
+                }
+                changes.push((c, granted));
+            }
+            for (c, granted) in changes {
+                let binding = Binding {
+                    contact: contact_listing(c),
+                    uri: c.addr.uri.into(),
+                    instance: c.instance().map(Into::into),
+                    device: c.device_name().map(Into::into),
+                    expires_at: now + u64::from(granted),
+                    call_id: call_id.into(),
+                    cseq,
+                    conn: facts.conn,
+                    listener: facts.listener,
+                    path: path.clone(),
+                };
+                // Positions move as earlier contacts of this request are applied: look again.
+                // (A contact listed twice in one request: the later one wins.)
+                let existing = list
+                    .iter()
+                    .position(|b| b.same_contact(c.addr.uri, c.instance()));
+                match (existing, granted) {
+                    (Some(i), 0) => {
+                        list.remove(i);
+                    }
+                    (Some(i), _) => list[i] = binding,
+                    (None, 0) => {}
+                    (None, _) => list.push(binding),
+                }
+            }
+            if list.len() > self.cfg.max_contacts as usize {
+                return Err(Refusal::new(503, "Too Many Contacts").with(
+                    "Retry-After",
+                    self.cfg.retry_after_s.to_string().into_bytes(),
+                ));
+            }
+        }
+
+        // Apply, then answer 200 with every current binding (a fetch changes nothing).
+        let had_path = req.header(HeaderName::Path).is_some();
+        let mut r = Refusal::new(200, text(200));
+        for b in &list {
+            let mut v = b.contact.to_vec();
+            v.extend_from_slice(b";expires=");
+            v.extend_from_slice(b.expires_at.saturating_sub(now).to_string().as_bytes());
+            r = r.with("Contact", v);
+        }
+        if let Some(g) = granted_header {
+            r = r.with("Expires", g.to_string().into_bytes());
+        }
+        if had_path {
+            for p in req.values(HeaderName::Path) {
+                r = r.with("Path", p.to_vec());
+            }
+            r = r.with("Supported", b"path".to_vec());
+        }
+        self.table.set(aor, list);
+        Ok(self.reply(req, facts, now, out, r))
+    }
+}

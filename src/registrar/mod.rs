@@ -1,0 +1,9 @@
+//! The registrar, sans-IO: the decision per request ([`Registrar::handle`]) and the binding
+//! table. First cut for the registrar issue: every outcome the contract lists except the
+//! directory's port rule; storage compaction and sharding come with the runtime.
+
+mod core;
+mod table;
+
+pub use self::core::{Facts, Outcome, Registrar};
+pub use self::table::{Binding, BindingTable, ConnId};
