@@ -516,3 +516,46 @@ fn several_contacts_in_one_request_apply_in_order() {
     assert!(text.contains("<sip:bbbb-"), "{text}");
     assert_eq!(l.registrar.table().len(), 1);
 }
+
+#[test]
+fn directory_port_mismatch_is_ucm_403_with_retry_after_and_warning() {
+    use regstorm::config::UnknownDevices;
+    use regstorm::registrar::Directory;
+    let mut l = lab();
+    let dir = "[[device]]\nname = \"CSFrado\"\nports = [\"mra\"]\n";
+    l.registrar.set_directory(Some(
+        Directory::parse(dir, "devices.toml", UnknownDevices::Deny).unwrap(),
+    ));
+    let t = l.token("1010", Some("CSFrado"));
+    let (code, text) = l.send(&register(Some(t), 1, 120));
+    assert_eq!(code, 403);
+    assert!(text.contains("\r\nRetry-After: 35\r\n"), "{text}");
+    assert!(
+        text.contains("\r\nWarning: 399 10.10.10.1 \"SIP OAuth Registration port Mismatch\"\r\n"),
+        "{text}"
+    );
+    // On the MRA listener the same device registers.
+    let mut hs = [EMPTY_HEADER; 64];
+    let wire = register(Some(t), 2, 120);
+    let msg = parse(&wire, &mut hs).unwrap().complete().unwrap();
+    let facts = Facts {
+        listener: ListenerKind::Mra,
+        conn: 2,
+        source: None,
+    };
+    assert_eq!(
+        l.registrar.handle(&msg, &facts, NOW, &mut Vec::new()),
+        Outcome::Replied(200)
+    );
+    // A device the directory does not list, with unknown_devices = "deny".
+    let other = edited(
+        &register(Some(l.token("1010", None)), 3, 120),
+        &[("\"CSFrado\"", "\"CSFnew\"")],
+    );
+    let (code, text) = l.send(&other);
+    assert_eq!(code, 403);
+    assert!(
+        !text.contains("Retry-After"),
+        "unknown devices are parked, not retried: {text}"
+    );
+}

@@ -2,6 +2,7 @@
 //! came on and `now`, answering into a buffer (CONTRACT "REGISTER outcomes", RFC 3261 §10.3).
 //! No sockets, no clock.
 
+use super::directory::{Directory, Verdict};
 use super::table::{Binding, BindingTable, ConnId};
 use crate::auth::{write_challenge, Verifier};
 use crate::config::{ChallengeKind, ListenerKind, RegistrarSection};
@@ -40,6 +41,9 @@ pub struct Registrar {
     table: BindingTable,
     server: Vec<u8>,
     tag_seed: u64,
+    directory: Option<Directory>,
+    /// The `<host>` of the port-mismatch Warning: `domain` when set, else the host name.
+    warn_host: String,
 }
 
 /// A failed check, carrying the answer.
@@ -138,12 +142,27 @@ fn host_matches(host: &Host<'_>, domain: &str) -> bool {
 impl Registrar {
     pub fn new(cfg: RegistrarSection, verifier: Verifier) -> Self {
         let server = format!("regstorm/{}", env!("CARGO_PKG_VERSION")).into_bytes();
+        let warn_host = cfg.domain.clone().unwrap_or_else(|| "regstorm".to_string());
         Registrar {
             cfg,
             verifier,
             table: BindingTable::new(),
             server,
             tag_seed: 0x9e37_79b9_7f4a_7c15,
+            directory: None,
+            warn_host,
+        }
+    }
+
+    /// Applies a device directory (the Phone Security Profile).
+    pub fn set_directory(&mut self, directory: Option<Directory>) {
+        self.directory = directory;
+    }
+
+    /// The host name for the port-mismatch Warning when no `domain` is configured.
+    pub fn set_host_name(&mut self, host: &str) {
+        if self.cfg.domain.is_none() && !host.is_empty() {
+            self.warn_host = host.to_string();
         }
     }
 
@@ -300,6 +319,36 @@ impl Registrar {
             if let ContactValue::Addr(c) = c {
                 if !verified.claims.covers_device(c.device_name()) {
                     return Err(Refusal::new(403, "Token Does Not Cover This Device"));
+                }
+            }
+        }
+
+        // The directory's port rule: Unified CM answers a device registering on a port its
+        // security profile does not allow with this 403, and Jabber retries after Retry-After.
+        if let Some(dir) = &self.directory {
+            let devices: Vec<Option<&[u8]>> = contacts
+                .iter()
+                .filter_map(|c| match c {
+                    ContactValue::Addr(c) => Some(c.device_name()),
+                    ContactValue::Wildcard => None,
+                })
+                .collect();
+            for device in devices {
+                match dir.check(device, facts.listener) {
+                    Verdict::Allowed => {}
+                    Verdict::PortMismatch => {
+                        let warning = format!(
+                            "399 {} \"SIP OAuth Registration port Mismatch\"",
+                            self.warn_host
+                        );
+                        return Err(Refusal::new(403, text(403))
+                            .with(
+                                "Retry-After",
+                                self.cfg.retry_after_s.to_string().into_bytes(),
+                            )
+                            .with("Warning", warning.into_bytes()));
+                    }
+                    Verdict::Unknown => return Err(Refusal::new(403, "Unknown Device")),
                 }
             }
         }
