@@ -9,6 +9,7 @@ pub mod config;
 pub mod lab;
 pub mod load;
 pub mod registrar;
+pub mod session;
 pub mod sip;
 
 pub use sip::{parse, Error as SipError, Framer, Message};

@@ -248,6 +248,23 @@ impl Registrar {
         self.reply(req, facts, now, out, refusal)
     }
 
+    /// Answers a request whose head broke a rule of the wire layer (read with
+    /// [`crate::sip::parse_lenient`]): 400 with a reason naming the fault, or 505. Responses
+    /// and requests without a Via are not answered.
+    pub fn answer_error(
+        &mut self,
+        req: &Message<'_, '_>,
+        error: Error,
+        facts: &Facts,
+        now: u64,
+        out: &mut Vec<u8>,
+    ) -> Outcome {
+        if !req.is_request() || req.header(HeaderName::Via).is_none() {
+            return Outcome::Dropped;
+        }
+        self.reply(req, facts, now, out, Refusal::from_error(error))
+    }
+
     fn challenge(&self, invalid_token: bool) -> Refusal {
         let mut value = Vec::with_capacity(64);
         write_challenge(&mut value, &self.cfg.realm, invalid_token);

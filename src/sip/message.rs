@@ -275,7 +275,23 @@ pub fn parse_lenient<'h, 'b>(
     let head_len = memchr::memmem::find(buf, b"\r\n\r\n").map_or(buf.len(), |at| at + 4);
     let head = &buf[..head_len];
     let first = memchr::memmem::find(head, b"\r\n").ok_or(Error::HeadUnterminated)?;
-    let start = parse_start_line(&head[..first])?;
+    let line = &head[..first];
+    let start = match parse_start_line(line) {
+        // A request in another SIP version is answered (505): read its method and URI.
+        Err(Error::UnsupportedVersion) if !line.starts_with(b"SIP/") => {
+            let mut parts = line.splitn(3, |&b| b == b' ');
+            let method = parts
+                .next()
+                .and_then(Method::from_token)
+                .ok_or(Error::BadMethod)?;
+            let uri = parts
+                .next()
+                .and_then(|u| std::str::from_utf8(u).ok())
+                .ok_or(Error::BadRequestUri)?;
+            StartLine::Request { method, uri }
+        }
+        other => other?,
+    };
     let mut index = HeaderIndex::new();
     let mut count = 0;
     let mut content_length = None;

@@ -1,0 +1,279 @@
+//! One connection without sockets: wire bytes in (TLS records, or plaintext on the lab
+//! listeners), framed SIP through the registrar, answers out in order. The runtime only moves
+//! bytes and keeps time; everything here is driven by `receive`, `transmit` and `on_timer` with
+//! `now` in milliseconds, so the whole path runs in tests without io_uring.
+
+use crate::config::Limits as ConfigLimits;
+use crate::registrar::{Facts, Registrar};
+use crate::sip::{self, Error, Frame, Framer, Header, EMPTY_HEADER};
+use std::io::{Read, Write};
+
+/// Why a session ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The byte stream cannot be framed any more (after a 400 where one could be written).
+    Framing(Error),
+    /// TLS failed (the alert, if any, is in the output).
+    Tls(String),
+    HandshakeTimeout,
+    Idle,
+    /// The peer closed its side.
+    PeerClosed,
+}
+
+enum Transport {
+    Tls(Box<rustls::ServerConnection>),
+    Plain,
+}
+
+/// Output waiting beyond this makes the session stop reading until the peer catches up.
+pub const MAX_PENDING_OUTPUT: usize = 256 * 1024;
+
+/// The header lines one message may have (the framer's limit).
+const HEADER_SLOTS: usize = 96;
+
+/// One connection's state.
+pub struct Session {
+    transport: Transport,
+    framer: Framer,
+    /// Plaintext received and not yet framed.
+    inbuf: Vec<u8>,
+    /// Responses written by the registrar, not yet handed to TLS.
+    out_plain: Vec<u8>,
+    /// Bytes ready for the socket.
+    out_wire: Vec<u8>,
+    facts: Facts,
+    limits: ConfigLimits,
+    opened_ms: u64,
+    last_ms: u64,
+    closed: Option<CloseReason>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("facts", &self.facts)
+            .field("closed", &self.closed)
+            .finish()
+    }
+}
+
+impl Session {
+    fn new(transport: Transport, facts: Facts, limits: ConfigLimits, now_ms: u64) -> Self {
+        let framer = Framer::new(sip::Limits {
+            max_head: limits
+                .max_message_bytes
+                .min(sip::Limits::default().max_head),
+            max_body: limits.max_message_bytes,
+            max_headers: HEADER_SLOTS,
+        });
+        Session {
+            transport,
+            framer,
+            inbuf: Vec::with_capacity(4096),
+            out_plain: Vec::with_capacity(1024),
+            out_wire: Vec::with_capacity(4096),
+            facts,
+            limits,
+            opened_ms: now_ms,
+            last_ms: now_ms,
+            closed: None,
+        }
+    }
+
+    /// A TLS (or mutual TLS) session over an accepted connection.
+    pub fn tls(
+        conn: rustls::ServerConnection,
+        facts: Facts,
+        limits: ConfigLimits,
+        now_ms: u64,
+    ) -> Self {
+        Self::new(Transport::Tls(Box::new(conn)), facts, limits, now_ms)
+    }
+
+    /// A plaintext TCP session (lab listener).
+    pub fn plain(facts: Facts, limits: ConfigLimits, now_ms: u64) -> Self {
+        Self::new(Transport::Plain, facts, limits, now_ms)
+    }
+
+    pub fn facts(&self) -> &Facts {
+        &self.facts
+    }
+
+    /// Why the session ended, once it has.
+    pub fn closed(&self) -> Option<&CloseReason> {
+        self.closed.as_ref()
+    }
+
+    /// The TLS connection, for the runtime's certificate checks (MRA client names).
+    pub fn tls_connection(&self) -> Option<&rustls::ServerConnection> {
+        match &self.transport {
+            Transport::Tls(c) => Some(c),
+            Transport::Plain => None,
+        }
+    }
+
+    /// Whether the runtime should read more from the peer. `unsent` is how many bytes the
+    /// runtime took from [`Session::transmit`] and could not write to the socket yet: past
+    /// [`MAX_PENDING_OUTPUT`] the session stops reading until the peer reads its answers
+    /// (backpressure; requests are answered in order, so unread answers bound the work).
+    pub fn wants_read(&self, unsent: usize) -> bool {
+        self.closed.is_none() && unsent + self.out_wire.len() < MAX_PENDING_OUTPUT
+    }
+
+    /// Takes wire bytes from the peer; `bytes` empty means the peer closed.
+    pub fn receive(
+        &mut self,
+        bytes: &[u8],
+        now_ms: u64,
+        registrar: &mut Registrar,
+    ) -> Result<(), CloseReason> {
+        if let Some(r) = &self.closed {
+            return Err(r.clone());
+        }
+        if bytes.is_empty() {
+            return Err(self.close(CloseReason::PeerClosed));
+        }
+        self.last_ms = now_ms;
+        match &mut self.transport {
+            Transport::Plain => self.inbuf.extend_from_slice(bytes),
+            Transport::Tls(conn) => {
+                let mut rd = bytes;
+                while !rd.is_empty() {
+                    if let Err(e) = conn.read_tls(&mut rd) {
+                        return Err(self.close(CloseReason::Tls(e.to_string())));
+                    }
+                    if let Err(e) = conn.process_new_packets() {
+                        // rustls queued an alert: send it, then close.
+                        let _ = conn.write_tls(&mut self.out_wire);
+                        return Err(self.close(CloseReason::Tls(e.to_string())));
+                    }
+                }
+                let mut chunk = [0u8; 4096];
+                loop {
+                    match conn.reader().read(&mut chunk) {
+                        Ok(0) => break,
+                        Ok(n) => self.inbuf.extend_from_slice(&chunk[..n]),
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                        Err(e) => return Err(self.close(CloseReason::Tls(e.to_string()))),
+                    }
+                }
+            }
+        }
+        let result = self.frame_all(now_ms / 1000, registrar);
+        self.flush_plain();
+        result
+    }
+
+    /// Frames and answers every complete message in `inbuf`.
+    fn frame_all(&mut self, now_s: u64, registrar: &mut Registrar) -> Result<(), CloseReason> {
+        let mut consumed = 0;
+        let outcome = loop {
+            let mut headers: [Header<'_>; HEADER_SLOTS] = [EMPTY_HEADER; HEADER_SLOTS];
+            let input = &self.inbuf[consumed..];
+            match self.framer.next(input, &mut headers) {
+                Ok(Frame::Partial) => break Ok(()),
+                Ok(Frame::Ping) => {
+                    // RFC 5626 §4.4.1: a CRLF pong.
+                    self.out_plain.extend_from_slice(b"\r\n");
+                    consumed += 4;
+                }
+                Ok(Frame::Crlf) => consumed += 2,
+                Ok(Frame::Message(msg)) => {
+                    let len = msg.len();
+                    registrar.handle(&msg, &self.facts, now_s, &mut self.out_plain);
+                    consumed += len;
+                }
+                Ok(Frame::Invalid { len, error }) => {
+                    let mut h2 = [EMPTY_HEADER; HEADER_SLOTS];
+                    if let Ok(msg) = sip::parse_lenient(&input[..len], &mut h2) {
+                        registrar.answer_error(
+                            &msg,
+                            error,
+                            &self.facts,
+                            now_s,
+                            &mut self.out_plain,
+                        );
+                    }
+                    consumed += len;
+                }
+                Err(error) => {
+                    // Framing is lost: answer 400 if the head can be read, then close.
+                    let mut h2 = [EMPTY_HEADER; HEADER_SLOTS];
+                    if let Ok(msg) = sip::parse_lenient(input, &mut h2) {
+                        registrar.answer_error(
+                            &msg,
+                            error,
+                            &self.facts,
+                            now_s,
+                            &mut self.out_plain,
+                        );
+                    }
+                    break Err(CloseReason::Framing(error));
+                }
+            }
+        };
+        self.inbuf.drain(..consumed);
+        if let Err(r) = outcome {
+            return Err(self.close(r));
+        }
+        Ok(())
+    }
+
+    fn flush_plain(&mut self) {
+        if self.out_plain.is_empty() {
+            return;
+        }
+        match &mut self.transport {
+            Transport::Plain => self.out_wire.append(&mut self.out_plain),
+            Transport::Tls(conn) => {
+                // Writing into rustls's buffer cannot fail short of a closed session.
+                let _ = conn.writer().write_all(&self.out_plain);
+                self.out_plain.clear();
+            }
+        }
+    }
+
+    /// Moves the bytes ready for the socket into `out`.
+    pub fn transmit(&mut self, out: &mut Vec<u8>) {
+        if let Transport::Tls(conn) = &mut self.transport {
+            while conn.wants_write() {
+                if conn.write_tls(&mut self.out_wire).is_err() {
+                    break;
+                }
+            }
+        }
+        out.append(&mut self.out_wire);
+    }
+
+    /// The next moment `on_timer` must run (milliseconds).
+    pub fn deadline(&self) -> u64 {
+        let handshaking = matches!(&self.transport, Transport::Tls(c) if c.is_handshaking());
+        if handshaking {
+            self.opened_ms + self.limits.handshake_timeout_s * 1000
+        } else {
+            self.last_ms + self.limits.idle_timeout_s * 1000
+        }
+    }
+
+    /// Closes the session when its handshake or idle time ran out.
+    pub fn on_timer(&mut self, now_ms: u64) -> Option<CloseReason> {
+        if self.closed.is_some() || now_ms < self.deadline() {
+            return None;
+        }
+        let handshaking = matches!(&self.transport, Transport::Tls(c) if c.is_handshaking());
+        Some(self.close(if handshaking {
+            CloseReason::HandshakeTimeout
+        } else {
+            CloseReason::Idle
+        }))
+    }
+
+    fn close(&mut self, reason: CloseReason) -> CloseReason {
+        if let Transport::Tls(conn) = &mut self.transport {
+            conn.send_close_notify();
+        }
+        self.closed = Some(reason.clone());
+        reason
+    }
+}

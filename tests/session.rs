@@ -1,0 +1,298 @@
+//! Sessions without sockets: a rustls client and the registrar's session talk through byte
+//! buffers (STYLE.md 8). TLS with lab certificates, the 407 -> 200 flow, pipelining, a REGISTER
+//! trickled a few bytes at a time, keep-alive pings, framing errors, timeouts.
+
+use regstorm::auth::{Alg, KeySet, Policy, Signer, TokenClaims, Verifier};
+use regstorm::config::{ChallengeKind, Limits, ListenerKind, RegistrarSection};
+use regstorm::load::jabber::{cisco_body, Register};
+use regstorm::registrar::{Facts, Registrar};
+use regstorm::session::{CloseReason, Session};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use std::io::{Read, Write};
+use std::sync::Arc;
+
+const NOW_MS: u64 = 1_800_000_000_000;
+
+struct Lab {
+    server: Arc<rustls::ServerConfig>,
+    client: Arc<rustls::ClientConfig>,
+    signer: Signer,
+}
+
+fn lab() -> Lab {
+    let m = regstorm::lab::generate(Alg::EdDSA).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(m.server_pem.as_bytes())
+            .collect::<Result<_, _>>()
+            .unwrap();
+    let key = PrivateKeyDer::from_pem_slice(m.server_key.as_bytes()).unwrap();
+    let server = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(m.ca_pem.as_bytes()).unwrap())
+        .unwrap();
+    let client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let signer = Signer::from_pkcs8(m.signing_key.as_bytes(), "signing.key").unwrap();
+    Lab {
+        server: Arc::new(server),
+        client: Arc::new(client),
+        signer,
+    }
+}
+
+fn limits() -> Limits {
+    Limits {
+        max_message_bytes: 65536,
+        handshake_timeout_s: 10,
+        idle_timeout_s: 360,
+        max_connections: 100,
+    }
+}
+
+fn registrar(l: &Lab) -> Registrar {
+    let cfg = RegistrarSection {
+        domain: Some("10.10.10.1".into()),
+        realm: "ccmsipline".into(),
+        min_expires: 60,
+        max_expires: 120,
+        max_contacts: 10,
+        retry_after_s: 35,
+        challenge: ChallengeKind::Proxy,
+        unregister_on_close: true,
+        cores: 1,
+    };
+    let keys = Arc::new(KeySet::new(vec![l.signer.public_key().clone()]));
+    Registrar::new(cfg, Verifier::new(keys, Policy::default(), 1000))
+}
+
+fn facts(listener: ListenerKind) -> Facts {
+    Facts {
+        listener,
+        conn: 1,
+        source: None,
+    }
+}
+
+/// A rustls client wired to a session; `chunk` limits how many bytes move per step.
+struct Pair {
+    client: rustls::ClientConnection,
+    session: Session,
+    registrar: Registrar,
+    received: Vec<u8>,
+}
+
+impl Pair {
+    fn new(l: &Lab) -> Self {
+        let client = rustls::ClientConnection::new(
+            l.client.clone(),
+            ServerName::try_from("localhost").unwrap(),
+        )
+        .unwrap();
+        let server = rustls::ServerConnection::new(l.server.clone()).unwrap();
+        Pair {
+            client,
+            session: Session::tls(server, facts(ListenerKind::Oauth), limits(), NOW_MS),
+            registrar: registrar(l),
+            received: Vec::new(),
+        }
+    }
+
+    /// Moves bytes both ways until nothing moves; client-to-server in pieces of `chunk`.
+    fn pump(&mut self, chunk: usize) -> Result<(), CloseReason> {
+        for _ in 0..10_000 {
+            let mut to_server = Vec::new();
+            while self.client.wants_write() {
+                self.client.write_tls(&mut to_server).unwrap();
+            }
+            for piece in to_server.chunks(chunk) {
+                self.session.receive(piece, NOW_MS, &mut self.registrar)?;
+            }
+            let mut to_client = Vec::new();
+            self.session.transmit(&mut to_client);
+            if !to_client.is_empty() {
+                let mut rd = &to_client[..];
+                while !rd.is_empty() {
+                    self.client.read_tls(&mut rd).unwrap();
+                    self.client.process_new_packets().unwrap();
+                }
+            }
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = self.client.reader().read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                self.received.extend_from_slice(&buf[..n]);
+            }
+            if to_server.is_empty() && to_client.is_empty() {
+                return Ok(());
+            }
+        }
+        panic!("pump did not settle");
+    }
+
+    fn send(&mut self, bytes: &[u8], chunk: usize) -> Result<(), CloseReason> {
+        self.client.writer().write_all(bytes).unwrap();
+        self.pump(chunk)
+    }
+
+    fn statuses(&self) -> Vec<u16> {
+        let text = String::from_utf8_lossy(&self.received);
+        text.split("SIP/2.0 ")
+            .skip(1)
+            .filter_map(|s| s.get(..3)?.parse().ok())
+            .collect()
+    }
+}
+
+fn jabber(token: Option<&str>, cseq: u32) -> Vec<u8> {
+    let token: Option<&'static str> = token.map(|t| &*Box::leak(t.to_string().into_boxed_str()));
+    let mut r = Register::seed("x");
+    r.token = token;
+    r.cseq = cseq;
+    let mut out = Vec::new();
+    r.write(&mut out, &cisco_body());
+    out
+}
+
+fn token(l: &Lab) -> String {
+    let now = NOW_MS / 1000;
+    l.signer.mint(&TokenClaims {
+        sub: "1010",
+        exp: now + 3600,
+        iat: now,
+        dev: Some("CSFrado"),
+        ..TokenClaims::default()
+    })
+}
+
+#[test]
+fn tls_jabber_flow_407_then_200() {
+    let l = lab();
+    let mut p = Pair::new(&l);
+    p.pump(usize::MAX).unwrap();
+    assert!(
+        !p.client.is_handshaking(),
+        "handshake completes through byte buffers"
+    );
+    p.send(&jabber(None, 2270), usize::MAX).unwrap();
+    p.send(&jabber(Some(&token(&l)), 2271), usize::MAX).unwrap();
+    assert_eq!(p.statuses(), [407, 200]);
+    assert_eq!(p.registrar.table().len(), 1);
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let l = lab();
+    let mut p = Pair::new(&l);
+    let t = token(&l);
+    let mut burst = jabber(None, 1);
+    burst.extend_from_slice(&jabber(Some(&t), 2));
+    burst.extend_from_slice(b"\r\n\r\n");
+    burst.extend_from_slice(&jabber(Some(&t), 1));
+    p.send(&burst, usize::MAX).unwrap();
+    assert_eq!(
+        p.statuses(),
+        [407, 200, 500],
+        "{}",
+        String::from_utf8_lossy(&p.received)
+    );
+    assert!(
+        String::from_utf8_lossy(&p.received).contains("\r\n\r\n\r\nSIP/2.0 500"),
+        "the pong sits between the answers"
+    );
+}
+
+#[test]
+fn a_register_trickled_a_few_bytes_at_a_time() {
+    let l = lab();
+    let mut p = Pair::new(&l);
+    p.pump(usize::MAX).unwrap();
+    p.send(&jabber(Some(&token(&l)), 7), 3).unwrap();
+    assert_eq!(p.statuses(), [200]);
+}
+
+#[test]
+fn plaintext_session_answers_and_closes_on_framing_errors() {
+    let l = lab();
+    let mut r = registrar(&l);
+    let mut s = Session::plain(facts(ListenerKind::Tcp), limits(), NOW_MS);
+    let mut bad = b"REGISTER sip:10.10.10.1 SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\nnot a header\r\nCall-ID: c\r\nCSeq: 1 REGISTER\r\nFrom: <sip:1010@10.10.10.1>;tag=a\r\nTo: <sip:1010@10.10.10.1>\r\nContent-Length: 0\r\n\r\n".to_vec();
+    s.receive(&bad, NOW_MS, &mut r).unwrap();
+    let mut out = Vec::new();
+    s.transmit(&mut out);
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.starts_with("SIP/2.0 400 Header Line Without Colon\r\n"),
+        "{text}"
+    );
+    assert!(s.closed().is_none(), "a message error keeps the connection");
+    assert!(
+        s.wants_read(0) && !s.wants_read(regstorm::session::MAX_PENDING_OUTPUT),
+        "backpressure"
+    );
+    bad = b"REGISTER sip:10.10.10.1 SIP/7.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK2\r\nCall-ID: c\r\nCSeq: 2 REGISTER\r\nl: 0\r\n\r\n".to_vec();
+    s.receive(&bad, NOW_MS, &mut r).unwrap();
+    let mut out = Vec::new();
+    s.transmit(&mut out);
+    assert!(String::from_utf8(out)
+        .unwrap()
+        .starts_with("SIP/2.0 505 Version Not Supported\r\n"));
+    let neg = b"REGISTER sip:10.10.10.1 SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK3\r\nCall-ID: c\r\nCSeq: 3 REGISTER\r\nContent-Length: -5\r\n\r\n";
+    assert_eq!(
+        s.receive(neg, NOW_MS, &mut r),
+        Err(CloseReason::Framing(regstorm::sip::Error::BadContentLength))
+    );
+    let mut out = Vec::new();
+    s.transmit(&mut out);
+    assert!(
+        String::from_utf8(out)
+            .unwrap()
+            .starts_with("SIP/2.0 400 Bad Content-Length\r\n"),
+        "answered, then closed"
+    );
+    assert!(s.closed().is_some());
+}
+
+#[test]
+fn handshake_and_idle_timeouts() {
+    let l = lab();
+    let server = rustls::ServerConnection::new(l.server.clone()).unwrap();
+    let mut s = Session::tls(server, facts(ListenerKind::Oauth), limits(), NOW_MS);
+    assert_eq!(s.deadline(), NOW_MS + 10_000);
+    assert_eq!(s.on_timer(NOW_MS + 9_999), None);
+    assert_eq!(
+        s.on_timer(NOW_MS + 10_000),
+        Some(CloseReason::HandshakeTimeout)
+    );
+    let mut p = Pair::new(&l);
+    p.pump(usize::MAX).unwrap();
+    assert_eq!(p.session.deadline(), NOW_MS + 360_000);
+    assert_eq!(
+        p.session.on_timer(NOW_MS + 360_000),
+        Some(CloseReason::Idle)
+    );
+}
+
+#[test]
+fn peer_close_and_binding_cleanup_are_the_runtimes_cue() {
+    let l = lab();
+    let mut p = Pair::new(&l);
+    p.send(&jabber(Some(&token(&l)), 1), usize::MAX).unwrap();
+    assert_eq!(p.registrar.table().len(), 1);
+    assert_eq!(
+        p.session.receive(&[], NOW_MS, &mut p.registrar),
+        Err(CloseReason::PeerClosed)
+    );
+    assert_eq!(p.registrar.connection_closed(p.session.facts().conn), 1);
+}
