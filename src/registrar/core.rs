@@ -46,16 +46,16 @@ pub struct Registrar {
     warn_host: String,
 }
 
-/// A failed check, carrying the answer.
-struct Refusal {
+/// An answer to write: status, reason phrase, headers beyond the echoed ones.
+struct Answer {
     code: u16,
     reason: Vec<u8>,
     extra: Vec<(&'static str, Vec<u8>)>,
 }
 
-impl Refusal {
+impl Answer {
     fn new(code: u16, reason: &str) -> Self {
-        Refusal {
+        Answer {
             code,
             reason: reason.as_bytes().to_vec(),
             extra: Vec::new(),
@@ -65,7 +65,7 @@ impl Refusal {
     fn from_error(e: Error) -> Self {
         let mut reason = Vec::new();
         e.write_reason(&mut reason);
-        Refusal {
+        Answer {
             code: e.status(),
             reason,
             extra: Vec::new(),
@@ -203,7 +203,7 @@ impl Registrar {
         facts: &Facts,
         now: u64,
         out: &mut Vec<u8>,
-        r: Refusal,
+        r: Answer,
     ) -> Outcome {
         let tag = self.next_tag();
         let mut w = ResponseWriter::start(out, r.code, &r.reason, req, &tag, facts.source);
@@ -227,25 +227,25 @@ impl Registrar {
         let Some(method) = req.method() else {
             return Outcome::Dropped;
         };
-        let refusal = if let Method::Extension(_) = method {
+        let answer = if let Method::Extension(_) = method {
             // RFC 4475 §3.1.2.18: an unknown method is 501 even when its CSeq disagrees.
-            Refusal::new(501, text(501)).with("Allow", ALLOW.to_vec())
+            Answer::new(501, text(501)).with("Allow", ALLOW.to_vec())
         } else if let Err(e) = req.check_mandatory() {
-            Refusal::from_error(e)
+            Answer::from_error(e)
         } else {
             match method {
                 Method::Register => match self.register(req, facts, now, out) {
                     Ok(outcome) => return outcome,
                     Err(r) => r,
                 },
-                Method::Options => Refusal::new(200, text(200))
+                Method::Options => Answer::new(200, text(200))
                     .with("Allow", ALLOW.to_vec())
                     .with("Accept", b"application/sdp, multipart/mixed".to_vec())
                     .with("Supported", b"path".to_vec()),
-                _ => Refusal::new(405, text(405)).with("Allow", ALLOW.to_vec()),
+                _ => Answer::new(405, text(405)).with("Allow", ALLOW.to_vec()),
             }
         };
-        self.reply(req, facts, now, out, refusal)
+        self.reply(req, facts, now, out, answer)
     }
 
     /// Answers a request whose head broke a rule of the wire layer (read with
@@ -262,15 +262,15 @@ impl Registrar {
         if !req.is_request() || req.header(HeaderName::Via).is_none() {
             return Outcome::Dropped;
         }
-        self.reply(req, facts, now, out, Refusal::from_error(error))
+        self.reply(req, facts, now, out, Answer::from_error(error))
     }
 
-    fn challenge(&self, invalid_token: bool) -> Refusal {
+    fn challenge(&self, invalid_token: bool) -> Answer {
         let mut value = Vec::with_capacity(64);
         write_challenge(&mut value, &self.cfg.realm, invalid_token);
         match self.cfg.challenge {
-            ChallengeKind::Proxy => Refusal::new(407, text(407)).with("Proxy-Authenticate", value),
-            ChallengeKind::Www => Refusal::new(401, text(401)).with("WWW-Authenticate", value),
+            ChallengeKind::Proxy => Answer::new(407, text(407)).with("Proxy-Authenticate", value),
+            ChallengeKind::Www => Answer::new(401, text(401)).with("WWW-Authenticate", value),
         }
     }
 
@@ -280,23 +280,23 @@ impl Registrar {
         facts: &Facts,
         now: u64,
         out: &mut Vec<u8>,
-    ) -> Result<Outcome, Refusal> {
+    ) -> Result<Outcome, Answer> {
         // Request-URI: SIP or SIPS (else 416), for this domain when one is set (else 404).
         let ruri = match req.request_uri() {
             Some(Ok(Uri::Sip(u))) => u,
-            Some(Ok(Uri::Other { .. })) => return Err(Refusal::new(416, text(416))),
-            _ => return Err(Refusal::from_error(Error::BadRequestUri)),
+            Some(Ok(Uri::Other { .. })) => return Err(Answer::new(416, text(416))),
+            _ => return Err(Answer::from_error(Error::BadRequestUri)),
         };
         if let Some(domain) = &self.cfg.domain {
             if !host_matches(&ruri.host, domain) {
-                return Err(Refusal::new(404, "Domain Not Served"));
+                return Err(Answer::new(404, "Domain Not Served"));
             }
         }
         // RFC 3261 §8.2.2.3: every Require / Proxy-Require option tag must be supported.
         let mut unsupported: Vec<u8> = Vec::new();
         for name in [HeaderName::Require, HeaderName::ProxyRequire] {
             for tag in req.option_tags(name) {
-                let tag = tag.map_err(Refusal::from_error)?;
+                let tag = tag.map_err(Answer::from_error)?;
                 if !SUPPORTED.iter().any(|s| s.eq_ignore_ascii_case(tag)) {
                     if !unsupported.is_empty() {
                         unsupported.extend_from_slice(b", ");
@@ -306,12 +306,12 @@ impl Registrar {
             }
         }
         if !unsupported.is_empty() {
-            return Err(Refusal::new(420, text(420)).with("Unsupported", unsupported));
+            return Err(Answer::new(420, text(420)).with("Unsupported", unsupported));
         }
         // The AOR: To must be a SIP or SIPS URI (RFC 3261 §10.3 step 5).
-        let to = req.to().map_err(Refusal::from_error)?;
+        let to = req.to().map_err(Answer::from_error)?;
         let Some(to_uri) = to.sip_uri() else {
-            return Err(Refusal::new(400, "To Is Not A SIP URI"));
+            return Err(Answer::new(400, "To Is Not A SIP URI"));
         };
         // Bearer credentials (CONTRACT "Tokens").
         let token = match req.bearer() {
@@ -322,7 +322,7 @@ impl Registrar {
         let contacts: Vec<ContactValue<'_>> = req
             .contacts()
             .collect::<Result<_, _>>()
-            .map_err(Refusal::from_error)?;
+            .map_err(Answer::from_error)?;
         let verified = match self.verifier.verify(token, now) {
             Ok(v) => v,
             Err(_) => return Err(self.challenge(true)),
@@ -330,12 +330,12 @@ impl Registrar {
         let mut user = Vec::new();
         to_uri.user_unescaped_into(&mut user);
         if !verified.claims.covers_user(&user) {
-            return Err(Refusal::new(403, "Token Does Not Cover This AOR"));
+            return Err(Answer::new(403, "Token Does Not Cover This AOR"));
         }
         for c in &contacts {
             if let ContactValue::Addr(c) = c {
                 if !verified.claims.covers_device(c.device_name()) {
-                    return Err(Refusal::new(403, "Token Does Not Cover This Device"));
+                    return Err(Answer::new(403, "Token Does Not Cover This Device"));
                 }
             }
         }
@@ -358,22 +358,22 @@ impl Registrar {
                             "399 {} \"SIP OAuth Registration port Mismatch\"",
                             self.warn_host
                         );
-                        return Err(Refusal::new(403, text(403))
+                        return Err(Answer::new(403, text(403))
                             .with(
                                 "Retry-After",
                                 self.cfg.retry_after_s.to_string().into_bytes(),
                             )
                             .with("Warning", warning.into_bytes()));
                     }
-                    Verdict::Unknown => return Err(Refusal::new(403, "Unknown Device")),
+                    Verdict::Unknown => return Err(Answer::new(403, "Unknown Device")),
                 }
             }
         }
 
         let aor = Aor::new(&to_uri);
-        let call_id = req.call_id().map_err(Refusal::from_error)?;
-        let cseq = req.cseq().map_err(Refusal::from_error)?.seq;
-        let header_expires = req.expires().map_err(Refusal::from_error)?;
+        let call_id = req.call_id().map_err(Answer::from_error)?;
+        let cseq = req.cseq().map_err(Answer::from_error)?.seq;
+        let header_expires = req.expires().map_err(Answer::from_error)?;
         let wildcard = contacts.iter().any(|c| matches!(c, ContactValue::Wildcard));
         let mut list: Vec<Binding> = self.table.get(&aor, now).to_vec();
         let mut granted_header = None;
@@ -381,7 +381,7 @@ impl Registrar {
         if wildcard {
             // RFC 3261 §10.3 step 6: `*` only alone and with Expires: 0.
             if contacts.len() != 1 || header_expires != Some(0) {
-                return Err(Refusal::new(
+                return Err(Answer::new(
                     400,
                     "Wildcard Contact Needs Expires 0 And No Other Contact",
                 ));
@@ -390,7 +390,7 @@ impl Registrar {
                 .iter()
                 .any(|b| b.call_id.as_ref() == call_id && cseq <= b.cseq)
             {
-                return Err(Refusal::new(500, "Lower CSeq On The Same Call-ID"));
+                return Err(Answer::new(500, "Lower CSeq On The Same Call-ID"));
             }
             list.clear();
         } else {
@@ -404,7 +404,7 @@ impl Registrar {
                 let ContactValue::Addr(c) = c else { continue };
                 let asked = c.expires.or(header_expires).unwrap_or(self.cfg.max_expires);
                 if asked != 0 && asked < self.cfg.min_expires {
-                    return Err(Refusal::new(423, text(423))
+                    return Err(Answer::new(423, text(423))
                         .with("Min-Expires", self.cfg.min_expires.to_string().into_bytes()));
                 }
                 let granted = asked.min(self.cfg.max_expires);
@@ -415,7 +415,7 @@ impl Registrar {
                 if let Some(i) = existing {
                     // RFC 3261 §10.3 step 7: same Call-ID and a CSeq not higher: not applied.
                     if list[i].call_id.as_ref() == call_id && cseq <= list[i].cseq {
-                        return Err(Refusal::new(500, "Lower CSeq On The Same Call-ID"));
+                        return Err(Answer::new(500, "Lower CSeq On The Same Call-ID"));
                     }
                 }
                 changes.push((c, granted));
@@ -448,7 +448,7 @@ impl Registrar {
                 }
             }
             if list.len() > self.cfg.max_contacts as usize {
-                return Err(Refusal::new(503, "Too Many Contacts").with(
+                return Err(Answer::new(503, "Too Many Contacts").with(
                     "Retry-After",
                     self.cfg.retry_after_s.to_string().into_bytes(),
                 ));
@@ -457,7 +457,7 @@ impl Registrar {
 
         // Apply, then answer 200 with every current binding (a fetch changes nothing).
         let had_path = req.header(HeaderName::Path).is_some();
-        let mut r = Refusal::new(200, text(200));
+        let mut r = Answer::new(200, text(200));
         for b in &list {
             let mut v = b.contact.to_vec();
             v.extend_from_slice(b";expires=");
