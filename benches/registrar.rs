@@ -4,7 +4,7 @@
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use regstorm::auth::{generate_pkcs8, Alg, KeySet, Policy, Signer, TokenClaims, Verifier};
-use regstorm::config::{ChallengeKind, ListenerKind, RegistrarSection};
+use regstorm::config::{ListenerKind, RegistrarSection};
 use regstorm::load::jabber::{cisco_body, Register};
 use regstorm::registrar::{Facts, Outcome, Registrar};
 use regstorm::sip::{Frame, Framer, Limits, EMPTY_HEADER};
@@ -20,14 +20,8 @@ fn pipeline(c: &mut Criterion) {
     let keys = Arc::new(KeySet::new(vec![signer.public_key().clone()]));
     let cfg = RegistrarSection {
         domain: Some("10.10.10.1".into()),
-        realm: "ccmsipline".into(),
-        min_expires: 60,
-        max_expires: 120,
-        max_contacts: 10,
-        retry_after_s: 35,
-        challenge: ChallengeKind::Proxy,
-        unregister_on_close: true,
         cores: 1,
+        ..RegistrarSection::default()
     };
     let mut registrar = Registrar::new(cfg, Verifier::new(keys, Policy::default(), 100_000));
     let facts = Facts {

@@ -174,6 +174,23 @@ pub struct RegistrarSection {
     pub cores: u32,
 }
 
+impl Default for RegistrarSection {
+    /// The contract's defaults (Unified CM's values: 60 to 120 s, Retry-After 35).
+    fn default() -> Self {
+        RegistrarSection {
+            domain: None,
+            realm: "ccmsipline".to_string(),
+            min_expires: 60,
+            max_expires: 120,
+            max_contacts: 10,
+            retry_after_s: 35,
+            challenge: ChallengeKind::Proxy,
+            unregister_on_close: true,
+            cores: 0,
+        }
+    }
+}
+
 /// `[auth]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuthSection {
@@ -201,6 +218,18 @@ pub struct Limits {
     pub handshake_timeout_s: u64,
     pub idle_timeout_s: u64,
     pub max_connections: usize,
+}
+
+impl Default for Limits {
+    /// The contract's defaults.
+    fn default() -> Self {
+        Limits {
+            max_message_bytes: 65_536,
+            handshake_timeout_s: 10,
+            idle_timeout_s: 360,
+            max_connections: 18_000,
+        }
+    }
 }
 
 /// `[directory]`.
@@ -260,7 +289,8 @@ impl Config {
         let resolve = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
 
         let r = raw.registrar;
-        let realm = r.realm.unwrap_or_else(|| "ccmsipline".to_string());
+        let d = RegistrarSection::default();
+        let realm = r.realm.unwrap_or(d.realm);
         if !realm_is_valid(&realm) {
             return Err(err(
                 "registrar.realm",
@@ -278,8 +308,8 @@ impl Config {
                 ));
             }
         }
-        let min_expires = r.min_expires.unwrap_or(60);
-        let max_expires = r.max_expires.unwrap_or(120);
+        let min_expires = r.min_expires.unwrap_or(d.min_expires);
+        let max_expires = r.max_expires.unwrap_or(d.max_expires);
         if max_expires == 0 {
             return Err(err("registrar.max_expires", "must be at least 1".into()));
         }
@@ -289,7 +319,7 @@ impl Config {
                 format!("{min_expires} is above max_expires ({max_expires})"),
             ));
         }
-        let max_contacts = r.max_contacts.unwrap_or(10);
+        let max_contacts = r.max_contacts.unwrap_or(d.max_contacts);
         if max_contacts == 0 {
             return Err(err("registrar.max_contacts", "must be at least 1".into()));
         }
@@ -299,10 +329,10 @@ impl Config {
             min_expires,
             max_expires,
             max_contacts,
-            retry_after_s: r.retry_after_s.unwrap_or(35),
-            challenge: r.challenge.unwrap_or(ChallengeKind::Proxy),
-            unregister_on_close: r.unregister_on_close.unwrap_or(true),
-            cores: r.cores.unwrap_or(0),
+            retry_after_s: r.retry_after_s.unwrap_or(d.retry_after_s),
+            challenge: r.challenge.unwrap_or(d.challenge),
+            unregister_on_close: r.unregister_on_close.unwrap_or(d.unregister_on_close),
+            cores: r.cores.unwrap_or(d.cores),
         };
 
         let a = raw.auth.ok_or_else(|| {
@@ -412,21 +442,25 @@ impl Config {
         }
 
         let lim = raw.limits;
-        let max_message_bytes = lim.max_message_bytes.unwrap_or(65_536);
+        let dl = Limits::default();
+        let max_message_bytes = lim.max_message_bytes.unwrap_or(dl.max_message_bytes as u64);
         if !(1024..=1 << 20).contains(&max_message_bytes) {
             return Err(err(
                 "limits.max_message_bytes",
                 format!("{max_message_bytes} is outside 1024..=1048576"),
             ));
         }
-        let max_connections = lim.max_connections.unwrap_or(18_000);
+        let max_connections = lim.max_connections.unwrap_or(dl.max_connections as u64);
         if max_connections == 0 {
             return Err(err("limits.max_connections", "must be at least 1".into()));
         }
         let limits = Limits {
             max_message_bytes: max_message_bytes as usize,
-            handshake_timeout_s: lim.handshake_timeout_s.unwrap_or(10).max(1),
-            idle_timeout_s: lim.idle_timeout_s.unwrap_or(360),
+            handshake_timeout_s: lim
+                .handshake_timeout_s
+                .unwrap_or(dl.handshake_timeout_s)
+                .max(1),
+            idle_timeout_s: lim.idle_timeout_s.unwrap_or(dl.idle_timeout_s),
             max_connections: max_connections as usize,
         };
         if limits.idle_timeout_s < u64::from(registrar.max_expires) {

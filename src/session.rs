@@ -185,30 +185,26 @@ impl Session {
                     consumed += len;
                 }
                 Ok(Frame::Invalid { len, error }) => {
-                    let mut h2 = [EMPTY_HEADER; HEADER_SLOTS];
-                    if let Ok(msg) = sip::parse_lenient(&input[..len], &mut h2) {
-                        registrar.answer_error(
-                            &msg,
-                            error,
-                            &self.facts,
-                            now_s,
-                            &mut self.out_plain,
-                        );
-                    }
+                    answer_bad_head(
+                        &input[..len],
+                        error,
+                        registrar,
+                        &self.facts,
+                        now_s,
+                        &mut self.out_plain,
+                    );
                     consumed += len;
                 }
                 Err(error) => {
                     // Framing is lost: answer 400 if the head can be read, then close.
-                    let mut h2 = [EMPTY_HEADER; HEADER_SLOTS];
-                    if let Ok(msg) = sip::parse_lenient(input, &mut h2) {
-                        registrar.answer_error(
-                            &msg,
-                            error,
-                            &self.facts,
-                            now_s,
-                            &mut self.out_plain,
-                        );
-                    }
+                    answer_bad_head(
+                        input,
+                        error,
+                        registrar,
+                        &self.facts,
+                        now_s,
+                        &mut self.out_plain,
+                    );
                     break Err(CloseReason::Framing(error));
                 }
             }
@@ -275,5 +271,20 @@ impl Session {
         }
         self.closed = Some(reason.clone());
         reason
+    }
+}
+
+/// Answers a message whose head broke a wire-layer rule, when enough of it can be read.
+fn answer_bad_head(
+    bytes: &[u8],
+    error: Error,
+    registrar: &mut Registrar,
+    facts: &Facts,
+    now_s: u64,
+    out: &mut Vec<u8>,
+) {
+    let mut headers = [EMPTY_HEADER; HEADER_SLOTS];
+    if let Ok(msg) = sip::parse_lenient(bytes, &mut headers) {
+        registrar.answer_error(&msg, error, facts, now_s, out);
     }
 }

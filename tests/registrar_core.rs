@@ -18,14 +18,9 @@ struct Lab {
 fn section() -> RegistrarSection {
     RegistrarSection {
         domain: Some("10.10.10.1".into()),
-        realm: "ccmsipline".into(),
-        min_expires: 60,
-        max_expires: 120,
         max_contacts: 2,
-        retry_after_s: 35,
-        challenge: ChallengeKind::Proxy,
-        unregister_on_close: true,
         cores: 1,
+        ..RegistrarSection::default()
     }
 }
 

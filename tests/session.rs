@@ -3,7 +3,7 @@
 //! trickled a few bytes at a time, keep-alive pings, framing errors, timeouts.
 
 use regstorm::auth::{Alg, KeySet, Policy, Signer, TokenClaims, Verifier};
-use regstorm::config::{ChallengeKind, Limits, ListenerKind, RegistrarSection};
+use regstorm::config::{Limits, ListenerKind, RegistrarSection};
 use regstorm::load::jabber::{cisco_body, Register};
 use regstorm::registrar::{Facts, Registrar};
 use regstorm::session::{CloseReason, Session};
@@ -63,14 +63,8 @@ fn limits() -> Limits {
 fn registrar(l: &Lab) -> Registrar {
     let cfg = RegistrarSection {
         domain: Some("10.10.10.1".into()),
-        realm: "ccmsipline".into(),
-        min_expires: 60,
-        max_expires: 120,
-        max_contacts: 10,
-        retry_after_s: 35,
-        challenge: ChallengeKind::Proxy,
-        unregister_on_close: true,
         cores: 1,
+        ..RegistrarSection::default()
     };
     let keys = Arc::new(KeySet::new(vec![l.signer.public_key().clone()]));
     Registrar::new(cfg, Verifier::new(keys, Policy::default(), 1000))
