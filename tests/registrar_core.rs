@@ -346,6 +346,11 @@ fn too_many_contacts_is_503_with_retry_after() {
     let (code, text) = l.send(&w);
     assert_eq!(code, 503);
     assert!(text.contains("\r\nRetry-After: 35\r\n"), "{text}");
+    assert_eq!(
+        l.registrar.table().len(),
+        2,
+        "a refused request changes no binding"
+    );
 }
 
 #[test]

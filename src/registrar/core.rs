@@ -3,7 +3,7 @@
 //! No sockets, no clock.
 
 use super::directory::{Directory, Verdict};
-use super::table::{Binding, BindingTable, ConnId};
+use super::table::{same_contact, Binding, BindingTable, ConnId};
 use crate::auth::{write_challenge, Verifier};
 use crate::config::{ChallengeKind, ListenerKind, RegistrarSection};
 use crate::sip::{
@@ -375,83 +375,102 @@ impl Registrar {
         let cseq = req.cseq().map_err(Answer::from_error)?.seq;
         let header_expires = req.expires().map_err(Answer::from_error)?;
         let wildcard = contacts.iter().any(|c| matches!(c, ContactValue::Wildcard));
-        let mut list: Vec<Binding> = self.table.get(&aor, now).to_vec();
         let mut granted_header = None;
-
-        if wildcard {
-            // RFC 3261 §10.3 step 6: `*` only alone and with Expires: 0.
-            if contacts.len() != 1 || header_expires != Some(0) {
-                return Err(Answer::new(
-                    400,
-                    "Wildcard Contact Needs Expires 0 And No Other Contact",
-                ));
-            }
-            if list
-                .iter()
-                .any(|b| b.call_id.as_ref() == call_id && cseq <= b.cseq)
-            {
-                return Err(Answer::new(500, "Lower CSeq On The Same Call-ID"));
-            }
-            list.clear();
-        } else {
-            let path = {
-                let values: Vec<&[u8]> = req.values(HeaderName::Path).collect();
-                (!values.is_empty()).then(|| values.join(&b", "[..]).into_boxed_slice())
-            };
-            // Check every contact before changing anything (the request applies whole or not).
-            let mut changes = Vec::with_capacity(contacts.len());
-            for c in &contacts {
-                let ContactValue::Addr(c) = c else { continue };
-                let asked = c.expires.or(header_expires).unwrap_or(self.cfg.max_expires);
-                if asked != 0 && asked < self.cfg.min_expires {
-                    return Err(Answer::new(423, text(423))
-                        .with("Min-Expires", self.cfg.min_expires.to_string().into_bytes()));
+        let path = {
+            let values: Vec<&[u8]> = req.values(HeaderName::Path).collect();
+            (!values.is_empty()).then(|| values.join(&b", "[..]).into_boxed_slice())
+        };
+        // Check everything against the current bindings before changing anything (the request
+        // applies whole or not); the list is then taken out of the table and changed in place.
+        let mut changes = Vec::with_capacity(contacts.len());
+        {
+            let current = self.table.get(&aor, now);
+            let stale = |b: &Binding| b.call_id.as_ref() == call_id && cseq <= b.cseq;
+            if wildcard {
+                // RFC 3261 §10.3 step 6: `*` only alone and with Expires: 0.
+                if contacts.len() != 1 || header_expires != Some(0) {
+                    return Err(Answer::new(
+                        400,
+                        "Wildcard Contact Needs Expires 0 And No Other Contact",
+                    ));
                 }
-                let granted = asked.min(self.cfg.max_expires);
-                granted_header.get_or_insert(granted);
-                let existing = list
-                    .iter()
-                    .position(|b| b.same_contact(c.addr.uri, c.instance()));
-                if let Some(i) = existing {
+                if current.iter().any(stale) {
+                    return Err(Answer::new(500, "Lower CSeq On The Same Call-ID"));
+                }
+            } else {
+                for c in &contacts {
+                    let ContactValue::Addr(c) = c else { continue };
+                    let asked = c.expires.or(header_expires).unwrap_or(self.cfg.max_expires);
+                    if asked != 0 && asked < self.cfg.min_expires {
+                        return Err(Answer::new(423, text(423))
+                            .with("Min-Expires", self.cfg.min_expires.to_string().into_bytes()));
+                    }
+                    let granted = asked.min(self.cfg.max_expires);
+                    granted_header.get_or_insert(granted);
                     // RFC 3261 §10.3 step 7: same Call-ID and a CSeq not higher: not applied.
-                    if list[i].call_id.as_ref() == call_id && cseq <= list[i].cseq {
+                    if current
+                        .iter()
+                        .any(|b| b.same_contact(c.addr.uri, c.instance()) && stale(b))
+                    {
                         return Err(Answer::new(500, "Lower CSeq On The Same Call-ID"));
                     }
+                    changes.push((c, granted));
                 }
-                changes.push((c, granted));
-            }
-            for (c, granted) in changes {
-                let binding = Binding {
-                    contact: contact_listing(c),
-                    uri: c.addr.uri.into(),
-                    instance: c.instance().map(Into::into),
-                    device: c.device_name().map(Into::into),
-                    expires_at: now + u64::from(granted),
-                    call_id: call_id.into(),
-                    cseq,
-                    conn: facts.conn,
-                    listener: facts.listener,
-                    path: path.clone(),
-                };
-                // Positions move as earlier contacts of this request are applied: look again.
-                // (A contact listed twice in one request: the later one wins.)
-                let existing = list
+                // The count after the changes, worked out on borrowed keys the same way they
+                // are applied below, so a 503 leaves the bindings untouched.
+                let mut keys: Vec<(&[u8], Option<&[u8]>)> = current
                     .iter()
-                    .position(|b| b.same_contact(c.addr.uri, c.instance()));
-                match (existing, granted) {
-                    (Some(i), 0) => {
-                        list.remove(i);
+                    .map(|b| (&*b.uri, b.instance.as_deref()))
+                    .collect();
+                for (c, granted) in &changes {
+                    let pos = keys
+                        .iter()
+                        .position(|&(u, i)| same_contact(u, i, c.addr.uri, c.instance()));
+                    match (pos, granted) {
+                        (Some(i), 0) => {
+                            keys.remove(i);
+                        }
+                        (None, g) if *g > 0 => keys.push((c.addr.uri, c.instance())),
+                        _ => {}
                     }
-                    (Some(i), _) => list[i] = binding,
-                    (None, 0) => {}
-                    (None, _) => list.push(binding),
+                }
+                if keys.len() > self.cfg.max_contacts as usize {
+                    return Err(Answer::new(503, "Too Many Contacts").with(
+                        "Retry-After",
+                        self.cfg.retry_after_s.to_string().into_bytes(),
+                    ));
                 }
             }
-            if list.len() > self.cfg.max_contacts as usize {
-                return Err(Answer::new(503, "Too Many Contacts").with(
-                    "Retry-After",
-                    self.cfg.retry_after_s.to_string().into_bytes(),
-                ));
+        }
+        let mut list = self.table.take(&aor);
+        if wildcard {
+            list.clear();
+        }
+        for (c, granted) in changes {
+            // Positions move as earlier contacts of this request are applied: look again.
+            // (A contact listed twice in one request: the later one wins.)
+            let existing = list
+                .iter()
+                .position(|b| b.same_contact(c.addr.uri, c.instance()));
+            let binding = || Binding {
+                contact: contact_listing(c),
+                uri: c.addr.uri.into(),
+                instance: c.instance().map(Into::into),
+                device: c.device_name().map(Into::into),
+                expires_at: now + u64::from(granted),
+                call_id: call_id.into(),
+                cseq,
+                conn: facts.conn,
+                listener: facts.listener,
+                path: path.clone(),
+            };
+            match (existing, granted) {
+                (Some(i), 0) => {
+                    list.remove(i);
+                }
+                (Some(i), _) => list[i] = binding(),
+                (None, 0) => {}
+                (None, _) => list.push(binding()),
             }
         }
 

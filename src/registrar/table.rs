@@ -5,7 +5,7 @@
 
 use crate::config::ListenerKind;
 use crate::sip::Aor;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 /// Identifies the connection a binding was learnt on (unique per process).
 pub type ConnId = u64;
@@ -35,10 +35,20 @@ impl Binding {
     /// True when `other` names the same contact: same instance when both have one, else the
     /// same URI.
     pub fn same_contact(&self, uri: &[u8], instance: Option<&[u8]>) -> bool {
-        match (&self.instance, instance) {
-            (Some(a), Some(b)) => &a[..] == b,
-            _ => &self.uri[..] == uri,
-        }
+        same_contact(&self.uri, self.instance.as_deref(), uri, instance)
+    }
+}
+
+/// Whether two contacts are the same: the same instance when both have one, else the same URI.
+pub(crate) fn same_contact(
+    uri: &[u8],
+    instance: Option<&[u8]>,
+    other_uri: &[u8],
+    other_instance: Option<&[u8]>,
+) -> bool {
+    match (instance, other_instance) {
+        (Some(a), Some(b)) => a == b,
+        _ => uri == other_uri,
     }
 }
 
@@ -47,8 +57,9 @@ impl Binding {
 pub struct BindingTable {
     by_aor: HashMap<Aor, Vec<Binding>>,
     expiry: BTreeSet<(u64, Aor)>,
-    /// AORs that got a binding on each connection (may hold stale names; checked on use).
-    by_conn: HashMap<ConnId, Vec<Aor>>,
+    /// AORs that got a binding on each connection, each once (a name may be stale: checked on
+    /// use; the set is bounded by the AORs ever seen on the connection).
+    by_conn: HashMap<ConnId, HashSet<Aor>>,
     count: usize,
 }
 
@@ -83,6 +94,14 @@ impl BindingTable {
         }
     }
 
+    /// Takes the bindings of `aor` out of the table (call [`BindingTable::get`] first to drop
+    /// the expired ones); [`BindingTable::set`] puts the changed list back.
+    pub fn take(&mut self, aor: &Aor) -> Vec<Binding> {
+        let list = self.by_aor.remove(aor).unwrap_or_default();
+        self.count -= list.len();
+        list
+    }
+
     /// Replaces the bindings of `aor` with `list` (the result of one REGISTER).
     pub fn set(&mut self, aor: Aor, list: Vec<Binding>) {
         let old = self.by_aor.get(&aor).map_or(0, Vec::len);
@@ -92,8 +111,8 @@ impl BindingTable {
         }
         for b in &list {
             let aors = self.by_conn.entry(b.conn).or_default();
-            if aors.last() != Some(&aor) {
-                aors.push(aor.clone());
+            if !aors.contains(&aor) {
+                aors.insert(aor.clone());
             }
         }
         if list.is_empty() {
