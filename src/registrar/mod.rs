@@ -8,4 +8,4 @@ mod table;
 
 pub use self::core::{Facts, Outcome, Registrar};
 pub use self::directory::{Directory, Verdict};
-pub use self::table::{Binding, BindingTable, ConnId};
+pub use self::table::{Binding, BindingInfo, BindingTable, ConnId};

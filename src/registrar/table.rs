@@ -52,6 +52,23 @@ pub(crate) fn same_contact(
     }
 }
 
+/// One binding as the admin endpoint shows it (`/bindings/{aor}`, CONTRACT "Admin endpoints").
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct BindingInfo {
+    /// The contact as listed in a 200 OK, without `;expires=`.
+    pub contact: String,
+    /// `+sip.instance`, as received.
+    pub instance: Option<String>,
+    /// Cisco device name.
+    pub device: Option<String>,
+    /// Seconds left.
+    pub expires_in: u64,
+    /// The listener kind it came on (`oauth`, `mra`, `tcp`, `udp`).
+    pub listener: &'static str,
+    /// Path values (RFC 3327), comma-joined.
+    pub path: Option<String>,
+}
+
 /// Every binding, by AOR, with an ordered set of (expiry, AOR) for purging.
 #[derive(Debug, Default)]
 pub struct BindingTable {
@@ -137,6 +154,22 @@ impl BindingTable {
         }
         self.count -= removed;
         removed
+    }
+
+    /// The live bindings of `aor` at `now`, for the admin endpoint.
+    pub fn list(&mut self, aor: &Aor, now: u64) -> Vec<BindingInfo> {
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        self.get(aor, now)
+            .iter()
+            .map(|b| BindingInfo {
+                contact: text(&b.contact),
+                instance: b.instance.as_deref().map(text),
+                device: b.device.as_deref().map(text),
+                expires_in: b.expires_at.saturating_sub(now),
+                listener: b.listener.as_str(),
+                path: b.path.as_deref().map(text),
+            })
+            .collect()
     }
 
     /// Drops what expired by `now`; returns how many bindings went and the next deadline.
