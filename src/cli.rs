@@ -33,6 +33,24 @@ pub enum Command {
     Keys(KeysArgs),
     /// Print one signed access token.
     Token(TokenArgs),
+    /// Run the registrar.
+    Serve(ServeArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// The registrar configuration (TOML).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Check the configuration and every file it names, then exit.
+    #[arg(long)]
+    pub check: bool,
+    /// Overrides `registrar.cores` (0: every online core).
+    #[arg(long)]
+    pub cores: Option<u32>,
+    /// Overrides `admin.addr`.
+    #[arg(long)]
+    pub admin: Option<std::net::SocketAddr>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -85,6 +103,23 @@ pub struct TokenArgs {
 #[derive(Debug)]
 pub struct UsageError(pub String);
 
+/// How a command failed: one line for stderr and the exit status (2 usage or configuration,
+/// 1 a failed run).
+#[derive(Debug)]
+pub struct Failure {
+    pub message: String,
+    pub status: i32,
+}
+
+impl From<UsageError> for Failure {
+    fn from(e: UsageError) -> Self {
+        Failure {
+            message: e.0,
+            status: 2,
+        }
+    }
+}
+
 impl std::fmt::Display for UsageError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
@@ -98,11 +133,32 @@ fn now_s() -> u64 {
 }
 
 /// Runs a parsed command line.
-pub fn run(cli: Cli) -> Result<(), UsageError> {
+pub fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
-        Command::Keys(a) => keys(a),
-        Command::Token(a) => token(a),
+        Command::Keys(a) => Ok(keys(a)?),
+        Command::Token(a) => Ok(token(a)?),
+        Command::Serve(a) => serve(a),
     }
+}
+
+fn serve(a: ServeArgs) -> Result<(), Failure> {
+    let mut cfg =
+        crate::config::Config::load(&a.config).map_err(|e| UsageError(e.to_string()))?;
+    if let Some(c) = a.cores {
+        cfg.registrar.cores = c;
+    }
+    if let Some(addr) = a.admin {
+        cfg.admin = Some(addr);
+    }
+    if a.check {
+        crate::rt::check(&cfg).map_err(|e| UsageError(e.to_string()))?;
+        println!("{}: ok", a.config.display());
+        return Ok(());
+    }
+    crate::rt::serve(cfg).map_err(|e| match e {
+        crate::rt::StartError::Config(e) => Failure::from(UsageError(e.to_string())),
+        crate::rt::StartError::Runtime(message) => Failure { message, status: 1 },
+    })
 }
 
 fn keys(a: KeysArgs) -> Result<(), UsageError> {

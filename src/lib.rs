@@ -3,13 +3,16 @@
 
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod lab;
 pub mod load;
 pub mod registrar;
+pub mod rt;
 pub mod session;
+pub mod tls;
 pub mod sip;
 
 pub use sip::{parse, Error as SipError, Framer, Message};

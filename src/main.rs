@@ -29,9 +29,10 @@ fn main() {
     tracing_subscriber::fmt()
         .with_max_level(level)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     if let Err(e) = regstorm::cli::run(cli) {
-        eprintln!("regstorm: {e}");
-        std::process::exit(2);
+        eprintln!("regstorm: {}", e.message);
+        std::process::exit(e.status);
     }
 }

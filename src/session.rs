@@ -288,3 +288,33 @@ fn answer_bad_head(
         registrar.answer_error(&msg, error, facts, now_s, out);
     }
 }
+
+/// Answers one datagram (UDP listener): a message is handled by the registrar, a head that
+/// breaks a wire rule gets its 400 or 505 when it can be read, anything else (keep-alive
+/// CRLFs, garbage) is dropped. `max_bytes` bounds the datagram (`max_message_bytes`).
+pub fn answer_datagram(
+    bytes: &[u8],
+    max_bytes: usize,
+    registrar: &mut Registrar,
+    facts: &Facts,
+    now_s: u64,
+    out: &mut Vec<u8>,
+) {
+    if bytes.iter().all(|b| matches!(b, b'\r' | b'\n')) {
+        return;
+    }
+    let limits = sip::Limits {
+        max_head: max_bytes.min(sip::Limits::default().max_head),
+        max_body: max_bytes,
+        max_headers: HEADER_SLOTS,
+    };
+    let mut headers = [EMPTY_HEADER; HEADER_SLOTS];
+    let error = match sip::parse_datagram(bytes, &mut headers, &limits) {
+        Ok(msg) => {
+            registrar.handle(&msg, facts, now_s, out);
+            return;
+        }
+        Err(e) => e,
+    };
+    answer_bad_head(bytes, error, registrar, facts, now_s, out);
+}

@@ -1,0 +1,189 @@
+//! Sockets to sessions: the accept loop, one task per stream connection, one receive loop per
+//! datagram listener. Each moves bytes and the clock into the sans-IO code and its answers
+//! back out; nothing here decides anything about SIP or TLS.
+
+use super::{now_ms, Core};
+use crate::config::ListenerKind;
+use crate::registrar::Facts;
+use crate::session::{answer_datagram, Session};
+use crate::sip::Source;
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::{TcpListener, TcpStream, UdpSocket};
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+/// Bytes read from a socket at a time.
+const READ_BUF: usize = 16 * 1024;
+/// The largest datagram taken (UDP's own limit).
+const MAX_DATAGRAM: usize = 65_535;
+
+fn source(addr: SocketAddr) -> Source {
+    Source {
+        ip: addr.ip(),
+        port: addr.port(),
+    }
+}
+
+/// Takes connections on one stream listener (TCP or TLS) until the core stops.
+pub(super) async fn accept_loop(core: Rc<Core>, li: usize, listener: TcpListener) {
+    let max = core.shared.cfg.limits.max_connections;
+    let kind = core.shared.cfg.listeners[li].kind;
+    loop {
+        let stream = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                // Out of file descriptors or memory: say so, and do not spin.
+                tracing::warn!("{}: accept failed: {e}", kind.as_str());
+                glommio::timer::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        if core.stopping.get() {
+            return;
+        }
+        let open = &core.shared.open[li];
+        if open.fetch_add(1, Ordering::AcqRel) >= max {
+            open.fetch_sub(1, Ordering::AcqRel);
+            core.shared.refused.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!("{}: connection refused: max_connections {max}", kind.as_str());
+            drop(stream);
+            continue;
+        }
+        glommio::spawn_local(connection(core.clone(), li, stream)).detach();
+    }
+}
+
+/// Gives the connection slot back however the task ends.
+struct Slot(Rc<Core>, usize);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.shared.open[self.1].fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// One stream connection, from accept to close.
+async fn connection(core: Rc<Core>, li: usize, mut stream: TcpStream) {
+    let _slot = Slot(core.clone(), li);
+    let kind = core.shared.cfg.listeners[li].kind;
+    let limits = core.shared.cfg.limits;
+    let _ = stream.set_nodelay(true);
+    let peer = stream.peer_addr().ok();
+    let facts = Facts {
+        listener: kind,
+        conn: core.next_conn(),
+        source: peer.map(source),
+    };
+    let now = now_ms();
+    let mut session = if kind.is_tls() {
+        let Some(cfg) = core.tls.borrow()[li].clone() else {
+            return;
+        };
+        match rustls::ServerConnection::new(cfg) {
+            Ok(c) => Session::tls(c, facts, limits, now),
+            Err(e) => {
+                tracing::warn!("{}: TLS session not created: {e}", kind.as_str());
+                return;
+            }
+        }
+    } else {
+        Session::plain(facts, limits, now)
+    };
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(limits.idle_timeout_s.max(1))));
+    let mut buf = vec![0u8; READ_BUF];
+    let mut out = Vec::with_capacity(4096);
+    let mut handshaking = kind.is_tls();
+    loop {
+        let now = now_ms();
+        if session.on_timer(now).is_some() {
+            flush(&core, &mut stream, &mut session, &mut out).await;
+            break;
+        }
+        let wait = session.deadline().saturating_sub(now).max(1);
+        let _ = stream.set_read_timeout(Some(Duration::from_millis(wait)));
+        let n = match stream.read(&mut buf).await {
+            Ok(n) => n,
+            Err(e) if matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) => continue,
+            Err(e) => {
+                tracing::debug!("{}: read: {e}", kind.as_str());
+                break;
+            }
+        };
+        let result = {
+            let mut registrar = core.registrar.borrow_mut();
+            session.receive(&buf[..n], now_ms(), &mut registrar)
+        };
+        if handshaking && !session.tls_connection().is_some_and(|c| c.is_handshaking()) {
+            handshaking = false;
+            tracing::trace!("{}: handshake done with {peer:?}", kind.as_str());
+        }
+        let written = flush(&core, &mut stream, &mut session, &mut out).await;
+        if let Err(reason) = result {
+            tracing::debug!("{}: {peer:?} closed: {reason:?}", kind.as_str());
+            break;
+        }
+        if !written || core.stopping.get() {
+            break;
+        }
+    }
+    let removed = core.registrar.borrow_mut().connection_closed(facts.conn);
+    if removed > 0 {
+        tracing::debug!("{}: {removed} bindings went with {peer:?}", kind.as_str());
+    }
+}
+
+/// Writes what the session has for the socket; false when the socket failed.
+async fn flush(core: &Core, stream: &mut TcpStream, session: &mut Session, out: &mut Vec<u8>) -> bool {
+    session.transmit(out);
+    if out.is_empty() {
+        return true;
+    }
+    core.in_flight.set(core.in_flight.get() + 1);
+    let r = stream.write_all(out).await;
+    core.in_flight.set(core.in_flight.get() - 1);
+    out.clear();
+    r.is_ok()
+}
+
+/// One datagram listener: each request answered to the address and port it came from
+/// (RFC 3581 rport; the top Via gets `received` and `rport` filled in).
+pub(super) async fn udp_loop(core: Rc<Core>, li: usize, mut socket: UdpSocket) {
+    let max = core.shared.cfg.limits.max_message_bytes;
+    socket.set_buffer_size(MAX_DATAGRAM);
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    let mut out = Vec::with_capacity(2048);
+    let kind = core.shared.cfg.listeners[li].kind;
+    debug_assert_eq!(kind, ListenerKind::Udp);
+    loop {
+        let (n, from) = match socket.recv_from(&mut buf).await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::debug!("udp: receive: {e}");
+                continue;
+            }
+        };
+        if core.stopping.get() {
+            return;
+        }
+        let facts = Facts {
+            listener: kind,
+            conn: 0,
+            source: Some(source(from)),
+        };
+        {
+            let mut registrar = core.registrar.borrow_mut();
+            answer_datagram(&buf[..n], max, &mut registrar, &facts, now_ms() / 1000, &mut out);
+        }
+        if !out.is_empty() {
+            core.in_flight.set(core.in_flight.get() + 1);
+            if let Err(e) = socket.send_to(&out, from).await {
+                tracing::debug!("udp: send to {from}: {e}");
+            }
+            core.in_flight.set(core.in_flight.get() - 1);
+            out.clear();
+        }
+    }
+}

@@ -1,0 +1,468 @@
+//! The runtime: the only code that knows glommio. One executor per core, each binding every
+//! configured listener with SO_REUSEPORT (glommio sets it) so the kernel spreads connections
+//! and datagrams over the cores; per connection a task that moves bytes between the socket and
+//! a sans-IO [`Session`]; per core a low-priority control task for purging, statistics,
+//! reloads and stopping. The registrar's decisions, TLS state and framing all live outside.
+
+mod conn;
+
+use crate::config::{Config, ConfigError, ListenerKind};
+use crate::registrar::{Directory, Registrar};
+use crate::auth::{KeySet, Verifier};
+use glommio::net::{TcpListener, UdpSocket};
+use glommio::{LocalExecutorBuilder, Placement};
+use rustls::ServerConfig;
+use std::cell::{Cell, RefCell};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// io_uring registered memory per executor. Network I/O barely uses it; kept small so several
+/// executors (registrar and load engine in one process) fit the 8 MiB locked-memory limit.
+pub const IO_MEMORY: usize = 512 * 1024;
+/// Submission queue depth per ring.
+const RING_DEPTH: usize = 256;
+/// How often each core's control task runs.
+const TICK: Duration = Duration::from_millis(100);
+/// Longest wait for in-flight answers when stopping.
+const DRAIN: Duration = Duration::from_secs(3);
+
+/// Milliseconds since the epoch (the registrar's clock; `Date` headers use it).
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Why the server did not start.
+#[derive(Debug)]
+pub enum StartError {
+    /// The configuration or a file it names (exit status 2).
+    Config(ConfigError),
+    /// The machine refused (io_uring, a port in use, ...): exit status 1.
+    Runtime(String),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Config(e) => e.fmt(f),
+            StartError::Runtime(e) => f.write_str(e),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// What SIGHUP reloads: certificates, the key set and the directory.
+#[derive(Clone, Debug)]
+struct Reloadable {
+    /// Per listener index: its TLS configuration (None for plaintext listeners).
+    tls: Vec<Option<Arc<ServerConfig>>>,
+    keys: Arc<KeySet>,
+    directory: Option<Directory>,
+}
+
+impl Reloadable {
+    fn load(cfg: &Config) -> Result<Self, ConfigError> {
+        let mut tls = Vec::with_capacity(cfg.listeners.len());
+        for (i, l) in cfg.listeners.iter().enumerate() {
+            tls.push(if l.kind.is_tls() {
+                Some(crate::tls::server_config(l, i, &cfg.file)?)
+            } else {
+                None
+            });
+        }
+        let keys = Arc::new(cfg.load_keys()?);
+        let directory = match &cfg.directory {
+            Some(d) => Some(Directory::load(d)?),
+            None => None,
+        };
+        Ok(Reloadable {
+            tls,
+            keys,
+            directory,
+        })
+    }
+}
+
+/// State every core shares.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) cfg: Config,
+    cores: usize,
+    /// Open connections per listener index, all cores together.
+    pub(crate) open: Vec<AtomicUsize>,
+    /// Connections refused at the limit.
+    pub(crate) refused: AtomicU64,
+    current: Mutex<Arc<Reloadable>>,
+    generation: AtomicU64,
+    /// The generation each core has applied.
+    applied: Vec<AtomicU64>,
+    stop: AtomicBool,
+    /// Connection numbers, unique in the process (0 is "no connection": UDP).
+    next_conn: AtomicU64,
+    /// Cores whose executor is running.
+    running: AtomicUsize,
+}
+
+/// Counts a core out when its executor's main task ends, however it ends.
+struct Running(Arc<Shared>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.running.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// One core's state; lives on its executor only.
+pub(crate) struct Core {
+    pub(crate) index: usize,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) registrar: RefCell<Registrar>,
+    /// The TLS configurations this core hands to new connections.
+    pub(crate) tls: RefCell<Vec<Option<Arc<ServerConfig>>>>,
+    /// Answers being written right now (a stop waits for them).
+    pub(crate) in_flight: Cell<usize>,
+    pub(crate) stopping: Cell<bool>,
+}
+
+impl Core {
+    pub(crate) fn next_conn(&self) -> u64 {
+        self.shared.next_conn.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// A running registrar.
+#[derive(Debug)]
+pub struct Server {
+    shared: Arc<Shared>,
+    executors: Vec<glommio::ExecutorJoinHandle<()>>,
+    /// The address each listener is bound to, in configuration order (port 0 resolved).
+    pub local: Vec<(ListenerKind, SocketAddr)>,
+}
+
+/// How many executors: `cores`, or every online core when 0.
+fn core_count(cfg: &Config) -> usize {
+    match cfg.registrar.cores {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n as usize,
+    }
+}
+
+/// Raises the open-files soft limit to the hard limit; says when connections cannot fit.
+fn raise_nofile(cfg: &Config) -> Result<(), StartError> {
+    let (soft, hard) = rlimit::Resource::NOFILE
+        .get()
+        .map_err(|e| StartError::Runtime(format!("reading the open-files limit: {e}")))?;
+    if soft < hard {
+        let _ = rlimit::Resource::NOFILE.set(hard, hard);
+    }
+    let need = cfg.limits.max_connections as u64 + 64;
+    if need > hard {
+        tracing::warn!(
+            "limits.max_connections is {} but the open-files hard limit is {hard}: \
+             connections beyond about {} will be refused",
+            cfg.limits.max_connections,
+            hard.saturating_sub(64)
+        );
+    }
+    Ok(())
+}
+
+impl Server {
+    /// Loads every file the configuration names, starts the executors and binds the
+    /// listeners; returns once every core is serving.
+    pub fn start(cfg: Config) -> Result<Server, StartError> {
+        let reloadable = Reloadable::load(&cfg).map_err(StartError::Config)?;
+        raise_nofile(&cfg)?;
+        let cores = core_count(&cfg);
+        let shared = Arc::new(Shared {
+            open: cfg.listeners.iter().map(|_| AtomicUsize::new(0)).collect(),
+            refused: AtomicU64::new(0),
+            current: Mutex::new(Arc::new(reloadable)),
+            generation: AtomicU64::new(0),
+            applied: (0..cores).map(|_| AtomicU64::new(0)).collect(),
+            stop: AtomicBool::new(false),
+            next_conn: AtomicU64::new(1),
+            running: AtomicUsize::new(0),
+            cores,
+            cfg,
+        });
+        let online = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut executors = Vec::with_capacity(cores);
+        // Core 0 binds first so that port 0 resolves once; the others bind the same ports.
+        let mut addrs: Vec<SocketAddr> = shared.cfg.listeners.iter().map(|l| l.addr).collect();
+        let mut local = Vec::new();
+        for index in 0..cores {
+            let (tx, rx) = mpsc::channel::<Result<Vec<SocketAddr>, String>>();
+            let s = shared.clone();
+            let bind_to = addrs.clone();
+            let handle = LocalExecutorBuilder::new(Placement::Fixed(index % online))
+                .name(&format!("regstorm-{index}"))
+                .io_memory(IO_MEMORY)
+                .ring_depth(RING_DEPTH)
+                .spawn(move || async move { run_core(index, s, bind_to, tx).await })
+                .map_err(|e| StartError::Runtime(format!("starting executor {index}: {e}")))?;
+            match rx.recv() {
+                Ok(Ok(bound)) => {
+                    if index == 0 {
+                        addrs.clone_from(&bound);
+                        local = shared
+                            .cfg
+                            .listeners
+                            .iter()
+                            .zip(&bound)
+                            .map(|(l, a)| (l.kind, *a))
+                            .collect();
+                    }
+                    executors.push(handle);
+                }
+                Ok(Err(e)) => {
+                    shared.stop.store(true, Ordering::Relaxed);
+                    let _ = handle.join();
+                    for h in executors {
+                        let _ = h.join();
+                    }
+                    return Err(StartError::Runtime(e));
+                }
+                Err(_) => {
+                    // The executor never ran: its error (io_uring, memlock) is in the join.
+                    let reason = match handle.join() {
+                        Err(e) => io_uring_hint(&e.to_string()),
+                        Ok(()) => "executor stopped before serving".to_string(),
+                    };
+                    shared.stop.store(true, Ordering::Relaxed);
+                    for h in executors {
+                        let _ = h.join();
+                    }
+                    return Err(StartError::Runtime(format!("executor {index}: {reason}")));
+                }
+            }
+        }
+        for (kind, addr) in &local {
+            tracing::info!("listening: {} on {addr} ({cores} cores)", kind.as_str());
+        }
+        Ok(Server {
+            shared,
+            executors,
+            local,
+        })
+    }
+
+    /// The bound address of the first listener of `kind`.
+    pub fn addr(&self, kind: ListenerKind) -> Option<SocketAddr> {
+        self.local.iter().find(|(k, _)| *k == kind).map(|(_, a)| *a)
+    }
+
+    /// Re-reads certificates, the key set and the directory; on an error nothing changes.
+    /// Returns once every core uses the new material (or after 2 s).
+    pub fn reload(&self) -> Result<(), ConfigError> {
+        let fresh = Reloadable::load(&self.shared.cfg)?;
+        *self.shared.current.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(fresh);
+        let generation = self.shared.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        while std::time::Instant::now() < deadline
+            && self
+                .shared
+                .applied
+                .iter()
+                .any(|a| a.load(Ordering::Acquire) < generation)
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        tracing::info!("reloaded certificates, keys and directory (generation {generation})");
+        Ok(())
+    }
+
+    /// Executors still serving (fewer than started means one failed).
+    pub fn running(&self) -> usize {
+        self.shared.running.load(Ordering::Acquire)
+    }
+
+    /// Whether a stop was asked for.
+    pub fn stopping(&self) -> bool {
+        self.shared.stop.load(Ordering::Acquire)
+    }
+
+    /// Asks every core to stop (what SIGTERM does); [`Server::stop`] then waits.
+    pub fn request_stop(&self) {
+        self.shared.stop.store(true, Ordering::Release);
+    }
+
+    /// Stops accepting, lets answers in flight finish (at most a few seconds), and waits for
+    /// every executor.
+    pub fn stop(self) {
+        self.shared.stop.store(true, Ordering::Release);
+        for h in self.executors {
+            if let Err(e) = h.join() {
+                tracing::warn!("executor ended with an error: {e}");
+            }
+        }
+    }
+}
+
+fn io_uring_hint(e: &str) -> String {
+    format!(
+        "cannot start the io_uring executor ({e}); regstorm needs Linux 5.8+ with io_uring \
+         enabled (sysctl kernel.io_uring_disabled=0) and a memlock limit of at least 512 KiB"
+    )
+}
+
+async fn run_core(
+    index: usize,
+    shared: Arc<Shared>,
+    addrs: Vec<SocketAddr>,
+    ready: mpsc::Sender<Result<Vec<SocketAddr>, String>>,
+) {
+    shared.running.fetch_add(1, Ordering::AcqRel);
+    let _running = Running(shared.clone());
+    let current = shared
+        .current
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let cfg = &shared.cfg;
+    let per_core_cache = (cfg.auth.cache_entries / shared.cores).max(1);
+    let verifier = Verifier::new(current.keys.clone(), cfg.auth.policy.clone(), per_core_cache);
+    let mut registrar = Registrar::new(cfg.registrar.clone(), verifier);
+    registrar.set_directory(current.directory.clone());
+    if let Ok(host) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
+        registrar.set_host_name(host.trim());
+    }
+    let core = Rc::new(Core {
+        index,
+        shared: shared.clone(),
+        registrar: RefCell::new(registrar),
+        tls: RefCell::new(current.tls.clone()),
+        in_flight: Cell::new(0),
+        stopping: Cell::new(false),
+    });
+    // Bind everything before saying ready.
+    let mut bound = Vec::with_capacity(addrs.len());
+    let mut tcp = Vec::new();
+    let mut udp = Vec::new();
+    for (li, (l, addr)) in cfg.listeners.iter().zip(&addrs).enumerate() {
+        let what = |e: &dyn std::fmt::Display| {
+            format!(
+                "{}: listener[{li}].addr: cannot bind {addr}: {e}",
+                cfg.file.display()
+            )
+        };
+        if l.kind == ListenerKind::Udp {
+            match UdpSocket::bind(addr) {
+                Ok(s) => {
+                    bound.push(s.local_addr().unwrap_or(*addr));
+                    udp.push((li, s));
+                }
+                Err(e) => {
+                    let _ = ready.send(Err(what(&e)));
+                    return;
+                }
+            }
+        } else {
+            match TcpListener::bind(addr) {
+                Ok(s) => {
+                    bound.push(s.local_addr().unwrap_or(*addr));
+                    tcp.push((li, s));
+                }
+                Err(e) => {
+                    let _ = ready.send(Err(what(&e)));
+                    return;
+                }
+            }
+        }
+    }
+    for (li, listener) in tcp {
+        glommio::spawn_local(conn::accept_loop(core.clone(), li, listener)).detach();
+    }
+    for (li, socket) in udp {
+        glommio::spawn_local(conn::udp_loop(core.clone(), li, socket)).detach();
+    }
+    let _ = ready.send(Ok(bound));
+    control(core).await;
+}
+
+/// The per-core control loop: reloads, purge, stop.
+async fn control(core: Rc<Core>) {
+    let shared = core.shared.clone();
+    let mut applied = 0;
+    let mut ticks: u64 = 0;
+    loop {
+        glommio::timer::sleep(TICK).await;
+        ticks += 1;
+        if shared.stop.load(Ordering::Acquire) {
+            break;
+        }
+        let generation = shared.generation.load(Ordering::Acquire);
+        if generation != applied {
+            let fresh = shared
+                .current
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            {
+                let mut reg = core.registrar.borrow_mut();
+                reg.verifier().set_keys(fresh.keys.clone());
+                reg.set_directory(fresh.directory.clone());
+            }
+            *core.tls.borrow_mut() = fresh.tls.clone();
+            applied = generation;
+            shared.applied[core.index].store(generation, Ordering::Release);
+        }
+        if ticks % 10 == 0 {
+            let now = now_ms() / 1000;
+            let (purged, _) = core.registrar.borrow_mut().table().purge(now);
+            if purged > 0 {
+                tracing::debug!("core {}: {purged} bindings expired", core.index);
+            }
+        }
+    }
+    // Stop: no new connections or datagrams are taken; answers being written get a moment.
+    core.stopping.set(true);
+    let until = std::time::Instant::now() + DRAIN;
+    while core.in_flight.get() > 0 && std::time::Instant::now() < until {
+        glommio::timer::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// What `serve --check` does: every file the configuration names is read and used as start-up
+/// would (certificates with their keys, the CA, the key set, the directory).
+pub fn check(cfg: &Config) -> Result<(), ConfigError> {
+    Reloadable::load(cfg).map(|_| ())
+}
+
+/// `regstorm serve`: starts the registrar and runs until SIGTERM or SIGINT (stop: finish what
+/// is in flight, exit 0); SIGHUP reloads certificates, keys and the directory.
+pub fn serve(cfg: Config) -> Result<(), StartError> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    // Signals are taken before the executors start so that none of them gets one first.
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
+        .map_err(|e| StartError::Runtime(format!("installing signal handlers: {e}")))?;
+    let server = Server::start(cfg)?;
+    let cores = server.shared.cores;
+    loop {
+        for sig in signals.pending() {
+            match sig {
+                SIGHUP => {
+                    if let Err(e) = server.reload() {
+                        tracing::error!("reload refused, still serving the previous material: {e}");
+                    }
+                }
+                _ => {
+                    tracing::info!("stopping (signal {sig})");
+                    server.stop();
+                    return Ok(());
+                }
+            }
+        }
+        if server.running() < cores {
+            server.request_stop();
+            server.stop();
+            return Err(StartError::Runtime("an executor failed; stopped".into()));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
