@@ -142,8 +142,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
 }
 
 fn serve(a: ServeArgs) -> Result<(), Failure> {
-    let mut cfg =
-        crate::config::Config::load(&a.config).map_err(|e| UsageError(e.to_string()))?;
+    let mut cfg = crate::config::Config::load(&a.config).map_err(|e| UsageError(e.to_string()))?;
     if let Some(c) = a.cores {
         cfg.registrar.cores = c;
     }

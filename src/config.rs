@@ -423,8 +423,11 @@ impl Config {
                 }
                 _ => {}
             }
+            // Port 0 asks the system for a free port, a different one each time.
             if let Some(prev) = listeners.iter().position(|p: &Listener| {
-                p.addr == addr && (p.kind == ListenerKind::Udp) == (l.kind == ListenerKind::Udp)
+                addr.port() != 0
+                    && p.addr == addr
+                    && (p.kind == ListenerKind::Udp) == (l.kind == ListenerKind::Udp)
             }) {
                 return Err(err(
                     &key("addr"),

@@ -40,6 +40,8 @@ fn err(file: &Path, reason: impl fmt::Display) -> LabError {
 #[derive(Debug)]
 pub struct LabMaterial {
     pub ca_pem: String,
+    /// The CA's private key (PEM), kept in memory to issue more certificates; never written.
+    pub ca_key: String,
     pub server_pem: String,
     pub server_key: String,
     pub expressway_pem: String,
@@ -51,13 +53,10 @@ pub struct LabMaterial {
     pub registrar_toml: String,
 }
 
-/// Makes a fresh CA, certificates and signing key (`alg`: EdDSA or ES256).
-pub fn generate(alg: Alg) -> Result<LabMaterial, LabError> {
-    let here = Path::new("(lab material)");
-    let tls = |e: rcgen::Error| err(here, format!("certificate generation failed: {e}"));
-
-    let ca_key = KeyPair::generate().map_err(tls)?;
-    let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(tls)?;
+/// The lab CA's name and constraints. Signing again with the same key gives an issuer that
+/// verifies as the same CA (same subject, same key).
+fn ca_params() -> Result<CertificateParams, rcgen::Error> {
+    let mut ca = CertificateParams::new(Vec::<String>::new())?;
     ca.distinguished_name
         .push(DnType::CommonName, "regstorm lab CA");
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -66,7 +65,19 @@ pub fn generate(alg: Alg) -> Result<LabMaterial, LabError> {
         KeyUsagePurpose::CrlSign,
         KeyUsagePurpose::DigitalSignature,
     ];
-    let ca_cert = ca.self_signed(&ca_key).map_err(tls)?;
+    Ok(ca)
+}
+
+/// Makes a fresh CA, certificates and signing key (`alg`: EdDSA or ES256).
+pub fn generate(alg: Alg) -> Result<LabMaterial, LabError> {
+    let here = Path::new("(lab material)");
+    let tls = |e: rcgen::Error| err(here, format!("certificate generation failed: {e}"));
+
+    let ca_key = KeyPair::generate().map_err(tls)?;
+    let ca_cert = ca_params()
+        .map_err(tls)?
+        .self_signed(&ca_key)
+        .map_err(tls)?;
 
     let server_key = KeyPair::generate().map_err(tls)?;
     let mut server = CertificateParams::new(vec![
@@ -98,6 +109,7 @@ pub fn generate(alg: Alg) -> Result<LabMaterial, LabError> {
 
     Ok(LabMaterial {
         ca_pem: ca_cert.pem(),
+        ca_key: ca_key.serialize_pem(),
         server_pem: server_cert.pem(),
         server_key: server_key.serialize_pem(),
         expressway_pem: exp_cert.pem(),
@@ -161,6 +173,26 @@ addr = "127.0.0.1:9090"
 }
 
 impl LabMaterial {
+    /// Issues a client certificate (clientAuth, CN and DNS SAN `name`) from this lab's CA:
+    /// returns the certificate and key in PEM. Tests use it for names the MRA listener must
+    /// refuse; the load engine for Expressway-C identities.
+    pub fn issue_client(&self, name: &str) -> Result<(String, String), LabError> {
+        let here = Path::new("(lab material)");
+        let tls = |e: rcgen::Error| err(here, format!("certificate generation failed: {e}"));
+        let ca_key = KeyPair::from_pem(&self.ca_key).map_err(tls)?;
+        let ca_cert = ca_params()
+            .map_err(tls)?
+            .self_signed(&ca_key)
+            .map_err(tls)?;
+        let key = KeyPair::generate().map_err(tls)?;
+        let mut params = CertificateParams::new(vec![name.to_string()]).map_err(tls)?;
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let cert = params.signed_by(&key, &ca_cert, &ca_key).map_err(tls)?;
+        Ok((cert.pem(), key.serialize_pem()))
+    }
+
     /// Writes every file into `dir` (created if missing); private keys get mode 0600.
     pub fn write(&self, dir: &Path) -> Result<Vec<PathBuf>, LabError> {
         std::fs::create_dir_all(dir).map_err(|e| err(dir, format!("cannot create: {e}")))?;

@@ -11,7 +11,9 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::{ServerSessionMemoryCache, WebPkiClientVerifier};
-use rustls::{DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme};
+use rustls::{
+    DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme,
+};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -41,7 +43,8 @@ pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, ConfigErr
 
 /// Reads a PEM private key (PKCS#8, PKCS#1 or SEC1).
 pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, ConfigError> {
-    PrivateKeyDer::from_pem_file(path).map_err(|e| err(path, "", format!("no usable private key: {e}")))
+    PrivateKeyDer::from_pem_file(path)
+        .map_err(|e| err(path, "", format!("no usable private key: {e}")))
 }
 
 /// Refusals of the MRA name check, by every MRA listener (for the metrics).
@@ -76,9 +79,10 @@ pub fn certificate_names(der: &[u8]) -> Result<Vec<String>, String> {
 /// Whether one of `names` (from a certificate) is listed; DNS names compare without case.
 pub fn name_allowed(names: &[String], allowed: &[String]) -> bool {
     names.iter().any(|n| {
-        allowed
-            .iter()
-            .any(|a| a.trim_end_matches('.').eq_ignore_ascii_case(n.trim_end_matches('.')))
+        allowed.iter().any(|a| {
+            a.trim_end_matches('.')
+                .eq_ignore_ascii_case(n.trim_end_matches('.'))
+        })
     })
 }
 
@@ -106,9 +110,9 @@ impl ClientCertVerifier for ExpresswayVerifier {
             .verify_client_cert(end_entity, intermediates, now)
             .inspect_err(|e| tracing::warn!("mra: client certificate refused: {e}"))?;
         let names = certificate_names(end_entity).map_err(|e| {
-            rustls::Error::InvalidCertificate(rustls::CertificateError::Other(
-                rustls::OtherError(Arc::new(std::io::Error::other(e))),
-            ))
+            rustls::Error::InvalidCertificate(rustls::CertificateError::Other(rustls::OtherError(
+                Arc::new(std::io::Error::other(e)),
+            )))
         })?;
         if name_allowed(&names, &self.names) {
             Ok(verified)

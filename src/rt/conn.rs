@@ -48,7 +48,10 @@ pub(super) async fn accept_loop(core: Rc<Core>, li: usize, listener: TcpListener
         if open.fetch_add(1, Ordering::AcqRel) >= max {
             open.fetch_sub(1, Ordering::AcqRel);
             core.shared.refused.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!("{}: connection refused: max_connections {max}", kind.as_str());
+            tracing::debug!(
+                "{}: connection refused: max_connections {max}",
+                kind.as_str()
+            );
             drop(stream);
             continue;
         }
@@ -136,7 +139,12 @@ async fn connection(core: Rc<Core>, li: usize, mut stream: TcpStream) {
 }
 
 /// Writes what the session has for the socket; false when the socket failed.
-async fn flush(core: &Core, stream: &mut TcpStream, session: &mut Session, out: &mut Vec<u8>) -> bool {
+async fn flush(
+    core: &Core,
+    stream: &mut TcpStream,
+    session: &mut Session,
+    out: &mut Vec<u8>,
+) -> bool {
     session.transmit(out);
     if out.is_empty() {
         return true;
@@ -175,7 +183,14 @@ pub(super) async fn udp_loop(core: Rc<Core>, li: usize, mut socket: UdpSocket) {
         };
         {
             let mut registrar = core.registrar.borrow_mut();
-            answer_datagram(&buf[..n], max, &mut registrar, &facts, now_ms() / 1000, &mut out);
+            answer_datagram(
+                &buf[..n],
+                max,
+                &mut registrar,
+                &facts,
+                now_ms() / 1000,
+                &mut out,
+            );
         }
         if !out.is_empty() {
             core.in_flight.set(core.in_flight.get() + 1);

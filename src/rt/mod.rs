@@ -6,9 +6,9 @@
 
 mod conn;
 
+use crate::auth::{KeySet, Verifier};
 use crate::config::{Config, ConfigError, ListenerKind};
 use crate::registrar::{Directory, Registrar};
-use crate::auth::{KeySet, Verifier};
 use glommio::net::{TcpListener, UdpSocket};
 use glommio::{LocalExecutorBuilder, Placement};
 use rustls::ServerConfig;
@@ -261,7 +261,11 @@ impl Server {
     /// Returns once every core uses the new material (or after 2 s).
     pub fn reload(&self) -> Result<(), ConfigError> {
         let fresh = Reloadable::load(&self.shared.cfg)?;
-        *self.shared.current.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(fresh);
+        *self
+            .shared
+            .current
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Arc::new(fresh);
         let generation = self.shared.generation.fetch_add(1, Ordering::AcqRel) + 1;
         let deadline = std::time::Instant::now() + Duration::from_secs(2);
         while std::time::Instant::now() < deadline
@@ -326,7 +330,11 @@ async fn run_core(
         .clone();
     let cfg = &shared.cfg;
     let per_core_cache = (cfg.auth.cache_entries / shared.cores).max(1);
-    let verifier = Verifier::new(current.keys.clone(), cfg.auth.policy.clone(), per_core_cache);
+    let verifier = Verifier::new(
+        current.keys.clone(),
+        cfg.auth.policy.clone(),
+        per_core_cache,
+    );
     let mut registrar = Registrar::new(cfg.registrar.clone(), verifier);
     registrar.set_directory(current.directory.clone());
     if let Ok(host) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
