@@ -12,7 +12,7 @@ pub mod load;
 pub mod registrar;
 pub mod rt;
 pub mod session;
-pub mod tls;
 pub mod sip;
+pub mod tls;
 
 pub use sip::{parse, Error as SipError, Framer, Message};
