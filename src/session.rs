@@ -4,7 +4,7 @@
 //! `now` in milliseconds, so the whole path runs in tests without io_uring.
 
 use crate::config::Limits as ConfigLimits;
-use crate::registrar::{Facts, Registrar};
+use crate::registrar::{Facts, Outcome, Registrar};
 use crate::sip::{self, Error, Frame, Framer, Header, EMPTY_HEADER};
 use std::io::{Read, Write};
 
@@ -44,6 +44,8 @@ pub struct Session {
     out_wire: Vec<u8>,
     facts: Facts,
     limits: ConfigLimits,
+    /// (was it a REGISTER, status) of each answer since the last [`Session::take_answers`].
+    answers: Vec<(bool, u16)>,
     opened_ms: u64,
     last_ms: u64,
     closed: Option<CloseReason>,
@@ -75,6 +77,7 @@ impl Session {
             out_wire: Vec::with_capacity(4096),
             facts,
             limits,
+            answers: Vec::new(),
             opened_ms: now_ms,
             last_ms: now_ms,
             closed: None,
@@ -181,7 +184,11 @@ impl Session {
                 Ok(Frame::Crlf) => consumed += 2,
                 Ok(Frame::Message(msg)) => {
                     let len = msg.len();
-                    registrar.handle(&msg, &self.facts, now_s, &mut self.out_plain);
+                    let outcome = registrar.handle(&msg, &self.facts, now_s, &mut self.out_plain);
+                    if let Outcome::Replied(code) = outcome {
+                        let register = msg.method() == Some(sip::Method::Register);
+                        self.answers.push((register, code));
+                    }
                     consumed += len;
                 }
                 Ok(Frame::Invalid { len, error }) => {
@@ -227,6 +234,14 @@ impl Session {
                 let _ = conn.writer().write_all(&self.out_plain);
                 self.out_plain.clear();
             }
+        }
+    }
+
+    /// Hands each answer given since the last call to `f(was_register, status)` (for the
+    /// runtime's counters; answers to bad heads are not counted here).
+    pub fn take_answers(&mut self, mut f: impl FnMut(bool, u16)) {
+        for (register, code) in self.answers.drain(..) {
+            f(register, code);
         }
     }
 
@@ -292,6 +307,7 @@ fn answer_bad_head(
 /// Answers one datagram (UDP listener): a message is handled by the registrar, a head that
 /// breaks a wire rule gets its 400 or 505 when it can be read, anything else (keep-alive
 /// CRLFs, garbage) is dropped. `max_bytes` bounds the datagram (`max_message_bytes`).
+/// Returns (was it a REGISTER, status) when a well-formed request was answered.
 pub fn answer_datagram(
     bytes: &[u8],
     max_bytes: usize,
@@ -299,9 +315,9 @@ pub fn answer_datagram(
     facts: &Facts,
     now_s: u64,
     out: &mut Vec<u8>,
-) {
+) -> Option<(bool, u16)> {
     if bytes.iter().all(|b| matches!(b, b'\r' | b'\n')) {
-        return;
+        return None;
     }
     let limits = sip::Limits {
         max_head: max_bytes.min(sip::Limits::default().max_head),
@@ -311,10 +327,13 @@ pub fn answer_datagram(
     let mut headers = [EMPTY_HEADER; HEADER_SLOTS];
     let error = match sip::parse_datagram(bytes, &mut headers, &limits) {
         Ok(msg) => {
-            registrar.handle(&msg, facts, now_s, out);
-            return;
+            return match registrar.handle(&msg, facts, now_s, out) {
+                Outcome::Replied(code) => Some((msg.method() == Some(sip::Method::Register), code)),
+                Outcome::Dropped => None,
+            };
         }
         Err(e) => e,
     };
     answer_bad_head(bytes, error, registrar, facts, now_s, out);
+    None
 }

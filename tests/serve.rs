@@ -632,3 +632,96 @@ fn sighup_reloads_certificate_and_keys_without_dropping_connections() {
     assert_eq!(wait_exit(&mut child, Duration::from_secs(5)), Some(0));
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let code = text[9..12].parse().unwrap();
+    let body = text.split_once("\r\n\r\n").unwrap().1.to_string();
+    (code, body)
+}
+
+fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("{series} missing"))
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn admin_metrics_healthz_and_bindings() {
+    let lab = lab("admin");
+    let server = start(&lab, 1, "[admin]\naddr = \"127.0.0.1:0\"\n");
+    let admin = server.admin.unwrap();
+    assert_eq!(http_get(admin, "/healthz").0, 200);
+    let tok = token(&lab, "1001");
+    let mut t = tls_connect(
+        server.addr(ListenerKind::Oauth).unwrap(),
+        client_config(&lab, None),
+    );
+    assert_eq!(
+        status(&exchange(&mut t, &register(1, None, 1, "TLS", 3600))),
+        407
+    );
+    assert_eq!(
+        status(&exchange(&mut t, &register(1, Some(&tok), 2, "TLS", 3600))),
+        200
+    );
+    assert_eq!(
+        status(&exchange(&mut t, &register(1, Some(&tok), 3, "TLS", 3600))),
+        200
+    );
+    // A refused MRA client shows in the refusals.
+    let (cert, key) = lab.m.issue_client("rogue.example.com").unwrap();
+    assert_refused(tls_connect(
+        server.addr(ListenerKind::Mra).unwrap(),
+        client_config(&lab, Some((&cert, &key))),
+    ));
+    let (code, body) = http_get(admin, "/bindings/sip%3A1001%40127.0.0.1");
+    assert_eq!(code, 200, "{body}");
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["aor"], "sip:1001@127.0.0.1");
+    let list = json["bindings"].as_array().unwrap();
+    assert_eq!(list.len(), 1, "{body}");
+    assert_eq!(list[0]["device"], "CSF1");
+    assert_eq!(list[0]["listener"], "oauth");
+    assert_eq!(
+        list[0]["instance"],
+        "<urn:uuid:00000000-0000-0000-0000-000000000001>"
+    );
+    assert!(list[0]["expires_in"].as_u64().unwrap() <= 120);
+    // Counters are published by each core's control task every 100 ms.
+    std::thread::sleep(Duration::from_millis(300));
+    let (code, m) = http_get(admin, "/metrics");
+    assert_eq!(code, 200);
+    assert_eq!(
+        metric(&m, "regstorm_registers_total{status=\"200\"}"),
+        2.0,
+        "{m}"
+    );
+    assert_eq!(metric(&m, "regstorm_registers_total{status=\"407\"}"), 1.0);
+    assert_eq!(metric(&m, "regstorm_bindings"), 1.0);
+    assert_eq!(metric(&m, "regstorm_connections{listener=\"oauth\"}"), 1.0);
+    assert!(metric(&m, "regstorm_tls_handshakes_total") >= 1.0);
+    assert_eq!(metric(&m, "regstorm_token_verifications_total"), 1.0);
+    assert_eq!(metric(&m, "regstorm_token_cache_hits_total"), 1.0);
+    assert!(metric(&m, "regstorm_bytes_in_total") > 7000.0);
+    assert_eq!(
+        metric(
+            &m,
+            "regstorm_connections_refused_total{listener=\"mra\",reason=\"mra_name\"}"
+        ),
+        1.0,
+        "{m}"
+    );
+    drop(t);
+    server.stop();
+}

@@ -3,9 +3,10 @@
 //! back out; nothing here decides anything about SIP or TLS.
 
 use super::{now_ms, Core};
+use crate::admin::Refusal;
 use crate::config::ListenerKind;
 use crate::registrar::Facts;
-use crate::session::{answer_datagram, Session};
+use crate::session::{answer_datagram, CloseReason, Session};
 use crate::sip::Source;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream, UdpSocket};
@@ -47,7 +48,7 @@ pub(super) async fn accept_loop(core: Rc<Core>, li: usize, listener: TcpListener
         let open = &core.shared.open[li];
         if open.fetch_add(1, Ordering::AcqRel) >= max {
             open.fetch_sub(1, Ordering::AcqRel);
-            core.shared.refused.fetch_add(1, Ordering::Relaxed);
+            core.metrics().connection_refused(kind, Refusal::Limit);
             tracing::debug!(
                 "{}: connection refused: max_connections {max}",
                 kind.as_str()
@@ -65,13 +66,16 @@ struct Slot(Rc<Core>, usize);
 impl Drop for Slot {
     fn drop(&mut self) {
         self.0.shared.open[self.1].fetch_sub(1, Ordering::AcqRel);
+        let kind = self.0.shared.cfg.listeners[self.1].kind;
+        self.0.metrics().connection_closed(kind);
     }
 }
 
 /// One stream connection, from accept to close.
 async fn connection(core: Rc<Core>, li: usize, mut stream: TcpStream) {
-    let _slot = Slot(core.clone(), li);
     let kind = core.shared.cfg.listeners[li].kind;
+    core.metrics().connection_opened(kind);
+    let _slot = Slot(core.clone(), li);
     let limits = core.shared.cfg.limits;
     let _ = stream.set_nodelay(true);
     let peer = stream.peer_addr().ok();
@@ -115,13 +119,35 @@ async fn connection(core: Rc<Core>, li: usize, mut stream: TcpStream) {
                 break;
             }
         };
+        let m = core.metrics();
+        m.bytes_in(n as u64);
         let result = {
             let mut registrar = core.registrar.borrow_mut();
             session.receive(&buf[..n], now_ms(), &mut registrar)
         };
-        if handshaking && !session.tls_connection().is_some_and(|c| c.is_handshaking()) {
-            handshaking = false;
-            tracing::trace!("{}: handshake done with {peer:?}", kind.as_str());
+        session.take_answers(|register, code| {
+            if register {
+                m.register_answered(code);
+            } else {
+                m.other_answered(code);
+            }
+        });
+        if handshaking {
+            if let Err(CloseReason::Tls(why)) = &result {
+                m.tls_handshake_failed();
+                if kind == ListenerKind::Mra {
+                    let reason = if why.contains("ApplicationVerificationFailure") {
+                        Refusal::MraName
+                    } else {
+                        Refusal::Tls
+                    };
+                    m.connection_refused(kind, reason);
+                }
+                tracing::info!("{}: handshake with {peer:?} failed: {why}", kind.as_str());
+            } else if !session.tls_connection().is_some_and(|c| c.is_handshaking()) {
+                handshaking = false;
+                m.tls_handshake_completed();
+            }
         }
         let written = flush(&core, &mut stream, &mut session, &mut out).await;
         if let Err(reason) = result {
@@ -150,6 +176,7 @@ async fn flush(
         return true;
     }
     core.in_flight.set(core.in_flight.get() + 1);
+    core.metrics().bytes_out(out.len() as u64);
     let r = stream.write_all(out).await;
     core.in_flight.set(core.in_flight.get() - 1);
     out.clear();

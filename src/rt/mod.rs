@@ -4,8 +4,10 @@
 //! a sans-IO [`Session`]; per core a low-priority control task for purging, statistics,
 //! reloads and stopping. The registrar's decisions, TLS state and framing all live outside.
 
+mod admin;
 mod conn;
 
+use crate::admin::{CoreMetrics, Metrics};
 use crate::auth::{KeySet, Verifier};
 use crate::config::{Config, ConfigError, ListenerKind};
 use crate::registrar::{Directory, Registrar};
@@ -95,8 +97,7 @@ pub(crate) struct Shared {
     cores: usize,
     /// Open connections per listener index, all cores together.
     pub(crate) open: Vec<AtomicUsize>,
-    /// Connections refused at the limit.
-    pub(crate) refused: AtomicU64,
+    pub(crate) metrics: Arc<Metrics>,
     current: Mutex<Arc<Reloadable>>,
     generation: AtomicU64,
     /// The generation each core has applied.
@@ -130,6 +131,10 @@ pub(crate) struct Core {
 }
 
 impl Core {
+    pub(crate) fn metrics(&self) -> &CoreMetrics {
+        self.shared.metrics.core(self.index)
+    }
+
     pub(crate) fn next_conn(&self) -> u64 {
         self.shared.next_conn.fetch_add(1, Ordering::Relaxed)
     }
@@ -142,6 +147,8 @@ pub struct Server {
     executors: Vec<glommio::ExecutorJoinHandle<()>>,
     /// The address each listener is bound to, in configuration order (port 0 resolved).
     pub local: Vec<(ListenerKind, SocketAddr)>,
+    /// The admin address, when configured.
+    pub admin: Option<SocketAddr>,
 }
 
 /// How many executors: `cores`, or every online core when 0.
@@ -181,7 +188,7 @@ impl Server {
         let cores = core_count(&cfg);
         let shared = Arc::new(Shared {
             open: cfg.listeners.iter().map(|_| AtomicUsize::new(0)).collect(),
-            refused: AtomicU64::new(0),
+            metrics: Arc::new(Metrics::new(cores)),
             current: Mutex::new(Arc::new(reloadable)),
             generation: AtomicU64::new(0),
             applied: (0..cores).map(|_| AtomicU64::new(0)).collect(),
@@ -196,6 +203,7 @@ impl Server {
         // Core 0 binds first so that port 0 resolves once; the others bind the same ports.
         let mut addrs: Vec<SocketAddr> = shared.cfg.listeners.iter().map(|l| l.addr).collect();
         let mut local = Vec::new();
+        let mut admin = None;
         for index in 0..cores {
             let (tx, rx) = mpsc::channel::<Result<Vec<SocketAddr>, String>>();
             let s = shared.clone();
@@ -209,7 +217,9 @@ impl Server {
             match rx.recv() {
                 Ok(Ok(bound)) => {
                     if index == 0 {
-                        addrs.clone_from(&bound);
+                        let n = shared.cfg.listeners.len();
+                        admin = bound.get(n).copied();
+                        addrs = bound[..n].to_vec();
                         local = shared
                             .cfg
                             .listeners
@@ -245,10 +255,14 @@ impl Server {
         for (kind, addr) in &local {
             tracing::info!("listening: {} on {addr} ({cores} cores)", kind.as_str());
         }
+        if let Some(a) = admin {
+            tracing::info!("admin: http://{a}/metrics");
+        }
         Ok(Server {
             shared,
             executors,
             local,
+            admin,
         })
     }
 
@@ -277,6 +291,7 @@ impl Server {
         {
             std::thread::sleep(Duration::from_millis(10));
         }
+        self.shared.metrics.core(0).reloaded();
         tracing::info!("reloaded certificates, keys and directory (generation {generation})");
         Ok(())
     }
@@ -284,6 +299,11 @@ impl Server {
     /// Executors still serving (fewer than started means one failed).
     pub fn running(&self) -> usize {
         self.shared.running.load(Ordering::Acquire)
+    }
+
+    /// The counters behind `/metrics`.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.shared.metrics
     }
 
     /// Whether a stop was asked for.
@@ -383,12 +403,32 @@ async fn run_core(
             }
         }
     }
+    let mut admin_bound = None;
+    if index == 0 {
+        if let Some(addr) = cfg.admin {
+            match TcpListener::bind(addr) {
+                Ok(l) => {
+                    // Reported after the listeners' addresses.
+                    admin_bound = Some(l.local_addr().unwrap_or(addr));
+                    glommio::spawn_local(admin::serve(core.clone(), l)).detach();
+                }
+                Err(e) => {
+                    let _ = ready.send(Err(format!(
+                        "{}: admin.addr: cannot bind {addr}: {e}",
+                        cfg.file.display()
+                    )));
+                    return;
+                }
+            }
+        }
+    }
     for (li, listener) in tcp {
         glommio::spawn_local(conn::accept_loop(core.clone(), li, listener)).detach();
     }
     for (li, socket) in udp {
         glommio::spawn_local(conn::udp_loop(core.clone(), li, socket)).detach();
     }
+    bound.extend(admin_bound);
     let _ = ready.send(Ok(bound));
     control(core).await;
 }
@@ -419,6 +459,15 @@ async fn control(core: Rc<Core>) {
             *core.tls.borrow_mut() = fresh.tls.clone();
             applied = generation;
             shared.applied[core.index].store(generation, Ordering::Release);
+        }
+        {
+            let mut reg = core.registrar.borrow_mut();
+            let v = reg.verifier();
+            let (stats, cache) = (v.stats(), v.cache().stats());
+            let entries = v.cache().len() as u64;
+            let m = core.metrics();
+            m.set_token_stats(cache.hits, cache.misses, stats.verifications);
+            m.set_token_cache_entries(entries);
         }
         if ticks % 10 == 0 {
             let now = now_ms() / 1000;
