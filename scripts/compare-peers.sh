@@ -16,6 +16,7 @@
 #   RATE=2000 DURATION=20 USERS=1000 PEERS="kamailio floor" OUT=/tmp/peers scripts/compare-peers.sh
 #
 # Environment: RATE (2000), DURATION (20), USERS (1000), PEERS ("regstorm kamailio floor"),
+# ROUNDS (3: each server measured this many times, interleaved; medians reported),
 # REGSTORM_CORES (1: the one connection is served by one executor, as in the floor),
 # OUT (results/peers-YYYYMMDD).
 # shellcheck source-path=SCRIPTDIR
@@ -28,6 +29,7 @@ DURATION=${DURATION:-20}
 USERS=${USERS:-1000}
 PEERS=${PEERS:-regstorm kamailio floor}
 REGSTORM_CORES=${REGSTORM_CORES:-1}
+ROUNDS=${ROUNDS:-3}
 OUT=${OUT:-results/peers-$(date -u +%Y%m%d)}
 COUNT=$((RATE * DURATION))
 DOMAIN=10.10.10.1
@@ -187,66 +189,86 @@ stat_col() {
 
 mkdir -p "$OUT"
 raw=$OUT/raw.tsv
-printf 'peer\tregisters_ok\tregisters_failed\tsipp_rc\twall_s\tcpu_ticks\tcpu_ns\tus_per_register_stat\tus_per_register_schedstat\tidle_us_per_s\tprocesses\n' >"$raw"
+printf 'round\tpeer\tregisters_ok\tregisters_failed\tsipp_rc\twall_s\tcpu_ticks\tcpu_ns\tus_per_register_stat\tus_per_register_schedstat\tidle_us_per_s\tprocesses\tloadavg_before\n' >"$raw"
+hz=$(getconf CLK_TCK)
 
+# Rounds interleave the servers, so a disturbance on this shared machine (other jobs) spreads
+# over all of them rather than falling on one; the summary takes each server's median.
+for round in $(seq 1 "$ROUNDS"); do
 for peer in $PEERS; do
     port=$(free_port)
-    echo "== $peer on 127.0.0.1:$port"
+    echo "== round $round: $peer on 127.0.0.1:$port"
     start_server "$peer" "$port"
     # Unmeasured pass: every user registers once (tokens verified and cached, bindings made).
-    rc=$(sipp_run "$work/$peer-warmup" "$port" 1000 "$USERS" 60)
-    [ "$rc" = 0 ] || fail "$peer: warm-up SIPp exit $rc ($(tail -n 2 "$work/$peer-warmup/sipp.out" | tr '\n' ' '))"
+    rc=$(sipp_run "$work/$peer-$round-warmup" "$port" 1000 "$USERS" 60)
+    [ "$rc" = 0 ] || fail "$peer: warm-up SIPp exit $rc ($(tail -n 2 "$work/$peer-$round-warmup/sipp.out" | tr '\n' ' '))"
     sleep 1
     mapfile -t pids < <(tree "$server_pid")
     # Idle cost over 2 s (timers, housekeeping), reported apart.
     i0=$(cpu_ns "${pids[@]}"); sleep 2; i1=$(cpu_ns "${pids[@]}")
     idle=$(( (i1 - i0) / 2000 ))
+    load=$(cut -d' ' -f1 /proc/loadavg)
+    dir=$work/$peer-$round
     t0=$(cpu_ticks "${pids[@]}"); n0=$(cpu_ns "${pids[@]}"); w0=$(date +%s.%N)
-    rc=$(sipp_run "$work/$peer" "$port" "$RATE" "$COUNT" $((DURATION * 3)))
+    rc=$(sipp_run "$dir" "$port" "$RATE" "$COUNT" $((DURATION * 3)))
     t1=$(cpu_ticks "${pids[@]}"); n1=$(cpu_ns "${pids[@]}"); w1=$(date +%s.%N)
-    ok=$(stat_col "$work/$peer/stat.csv" 'SuccessfulCall(C)')
-    failed=$(stat_col "$work/$peer/stat.csv" 'FailedCall(C)')
+    ok=$(stat_col "$dir/stat.csv" 'SuccessfulCall(C)')
+    failed=$(stat_col "$dir/stat.csv" 'FailedCall(C)')
     stop_server
-    cp "$work/$peer/sipp.out" "$OUT/sipp-$peer.out"
-    cp "$work/$peer/stat.csv" "$OUT/sipp-$peer-stat.csv"
-    [ -s "$work/$peer/errors.log" ] && head -c 20000 "$work/$peer/errors.log" >"$OUT/sipp-$peer-errors.log"
-    hz=$(getconf CLK_TCK)
-    awk -v p="$peer" -v ok="$ok" -v f="$failed" -v rc="$rc" -v w0="$w0" -v w1="$w1" -v t="$((t1 - t0))" \
-        -v n="$((n1 - n0))" -v hz="$hz" -v idle="$idle" -v np="${#pids[@]}" 'BEGIN {
-        printf "%s\t%d\t%d\t%d\t%.2f\t%d\t%d\t%.2f\t%.2f\t%d\t%d\n", p, ok, f, rc, w1 - w0, t, n,
-            ok ? t * 1e6 / hz / ok : 0, ok ? n / 1e3 / ok : 0, idle, np }' >>"$raw"
-    tail -n 1 "$raw" | awk -F'\t' '{printf "   %s REGISTER 200 (failed %s, sipp exit %s) in %s s: %s us/REGISTER (stat), %s (schedstat), idle %s us/s, %s processes\n", $2, $3, $4, $5, $8, $9, $10, $11}'
-    [ "$rc" = 0 ] || echo "   !! $peer: SIPp exit $rc, see $OUT/sipp-$peer.out"
+    cp "$dir/sipp.out" "$OUT/sipp-$peer-$round.out"
+    cp "$dir/stat.csv" "$OUT/sipp-$peer-$round-stat.csv"
+    if [ -s "$dir/errors.log" ]; then head -c 20000 "$dir/errors.log" >"$OUT/sipp-$peer-$round-errors.log"; fi
+    awk -v r="$round" -v p="$peer" -v ok="$ok" -v f="$failed" -v rc="$rc" -v w0="$w0" -v w1="$w1" \
+        -v t="$((t1 - t0))" -v n="$((n1 - n0))" -v hz="$hz" -v idle="$idle" -v np="${#pids[@]}" \
+        -v load="$load" 'BEGIN {
+        printf "%d\t%s\t%d\t%d\t%d\t%.2f\t%d\t%d\t%.2f\t%.2f\t%d\t%d\t%s\n", r, p, ok, f, rc, w1 - w0,
+            t, n, ok ? t * 1e6 / hz / ok : 0, ok ? n / 1e3 / ok : 0, idle, np, load }' >>"$raw"
+    tail -n 1 "$raw" | awk -F'\t' '{printf "   %s REGISTER 200 (failed %s, sipp exit %s) in %s s: %s us/REGISTER (schedstat), %s (stat), idle %s us/s, %s processes, load %s\n", $3, $4, $5, $6, $10, $9, $11, $12, $13}'
+    [ "$rc" = 0 ] || echo "   !! $peer: SIPp exit $rc, see $OUT/sipp-$peer-$round.out"
+done
 done
 
 # Summary with ratios (schedstat figures: ns resolution; stat figures alongside).
 {
     echo "# compare-peers: CPU per REGISTER, same SIPp load"
     echo
-    echo "Command: \`RATE=$RATE DURATION=$DURATION USERS=$USERS PEERS=\"$PEERS\" REGSTORM_CORES=$REGSTORM_CORES scripts/compare-peers.sh\`"
+    echo "Command: \`RATE=$RATE DURATION=$DURATION USERS=$USERS ROUNDS=$ROUNDS PEERS=\"$PEERS\" REGSTORM_CORES=$REGSTORM_CORES scripts/compare-peers.sh\`"
     echo
-    echo "Load: SIPp $(sipp -v 2>&1 | sed -n 's/.*SIPp \(v[^ ]*\).*/\1/p' | head -1), scripts/sipp/jabber_steady.xml (Jabber re-REGISTER, Bearer token of $token_len octets, Cisco multipart body), $RATE/s for $DURATION s = $COUNT REGISTERs over one TCP connection (\`-t t1 -r $RATE -m $COUNT\`), $USERS users, after one unmeasured pass registering every user once. Loopback, server and SIPp on the same $(nproc) CPUs."
-    echo "Servers: regstorm serve (cores = $REGSTORM_CORES, one tcp listener, tokens verified: issuer and audience checked, verified-token cache); $(kamailio -v 2>/dev/null | head -1 | sed 's/^version: //') with scripts/kamailio/kamailio.cfg (usrloc db_mode 0, no auth, tcp_children 2); examples/floor.rs (glommio, frames and echoes only)."
+    echo "Load: SIPp $(sipp -v 2>&1 | sed -n 's/.*SIPp \(v[0-9.]*[0-9]\).*/\1/p' | head -1), scripts/sipp/jabber_steady.xml (Jabber re-REGISTER, Bearer token of $token_len octets, Cisco multipart body), $RATE/s for $DURATION s = $COUNT REGISTERs over one TCP connection (\`-t t1 -r $RATE -m $COUNT\`), $USERS users, after one unmeasured pass registering every user once. Loopback, server and SIPp on the same $(nproc) CPUs. $ROUNDS rounds, the servers interleaved, each restarted and warmed up per round; medians below."
+    echo "Servers: regstorm serve (cores = $REGSTORM_CORES, one tcp listener, tokens verified: issuer and audience checked, verified-token cache); $(kamailio -v 2>/dev/null | head -1 | sed 's/^version: //; s/ *$//') with scripts/kamailio/kamailio.cfg (usrloc db_mode 0, no auth, tcp_children 2); examples/floor.rs (glommio, frames and echoes only)."
     echo "CPU: server threads (all Kamailio processes), before/after the measured run; \`stat\` = utime+stime from /proc/PID/stat (10 ms ticks), \`schedstat\` = /proc/PID/task/*/schedstat (ns). Idle = the server's CPU over 2 s with no load, not subtracted."
     echo
-    echo "| server | REGISTER 200 | failed | wall s | CPU µs/REGISTER (schedstat) | (stat) | idle µs/s |"
-    echo "|---|---:|---:|---:|---:|---:|---:|"
-    awk -F'\t' 'NR > 1 {printf "| %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $5, $9, $8, $10}' "$raw"
-    echo
-    awk -F'\t' 'function ratio(a, b) { return b > 0 ? a / b : 0 }
-    NR > 1 {s[$1] = $9; t[$1] = $8} END {
-        if (("regstorm" in s) && ("kamailio" in s)) {
-            r = ratio(s["kamailio"], s["regstorm"])
+    echo "| server | REGISTER 200 (all rounds) | failed | CPU µs/REGISTER, median (schedstat) | (stat) | per round (schedstat) | idle µs/s |"
+    echo "|---|---:|---:|---:|---:|---|---:|"
+    # Medians per server, then the ratios of the medians.
+    awk -F'\t' -v peers="$PEERS" '
+    function median(list,   v, n, i, j, x) {
+        n = split(list, v, " ")
+        for (i = 2; i <= n; i++) { x = v[i] + 0; for (j = i - 1; j >= 1 && v[j] + 0 > x; j--) v[j + 1] = v[j]; v[j + 1] = x }
+        return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+    }
+    function ratio(a, b) { return b > 0 ? a / b : 0 }
+    NR > 1 { ok[$2] += $3; bad[$2] += $4; s[$2] = s[$2] " " $10; t[$2] = t[$2] " " $9; idle[$2] = idle[$2] " " $11 }
+    END {
+        n = split(peers, p, " ")
+        for (i = 1; i <= n; i++) {
+            ms[p[i]] = median(s[p[i]]); mt[p[i]] = median(t[p[i]])
+            rounds = s[p[i]]; sub(/^ /, "", rounds); gsub(/ /, ", ", rounds)
+            printf "| %s | %d | %d | %.2f | %.2f | %s | %d |\n", p[i], ok[p[i]], bad[p[i]], ms[p[i]], mt[p[i]], rounds, median(idle[p[i]])
+        }
+        print ""
+        if (("regstorm" in ms) && ("kamailio" in ms)) {
+            r = ratio(ms["kamailio"], ms["regstorm"])
             printf "- kamailio / regstorm = %.2fx (stat: %.2fx); goal >= 3: %s\n", r,
-                ratio(t["kamailio"], t["regstorm"]), (r >= 3 ? "met" : "NOT met")
+                ratio(mt["kamailio"], mt["regstorm"]), (r >= 3 ? "met" : "NOT met")
         }
-        if (("regstorm" in s) && ("floor" in s)) {
-            r = ratio(s["regstorm"], s["floor"])
+        if (("regstorm" in ms) && ("floor" in ms)) {
+            r = ratio(ms["regstorm"], ms["floor"])
             printf "- regstorm / floor = %.2fx (stat: %.2fx); goal <= 1.3: %s\n", r,
-                ratio(t["regstorm"], t["floor"]), (r <= 1.3 ? "met" : "NOT met")
+                ratio(mt["regstorm"], mt["floor"]), (r <= 1.3 ? "met" : "NOT met")
         }
-        if (("kamailio" in s) && ("floor" in s))
-            printf "- kamailio / floor = %.2fx\n", ratio(s["kamailio"], s["floor"])
+        if (("kamailio" in ms) && ("floor" in ms))
+            printf "- kamailio / floor = %.2fx\n", ratio(ms["kamailio"], ms["floor"])
     }' "$raw"
     echo
     echo '```'
@@ -254,7 +276,7 @@ done
     source scripts/lib/provenance.sh
     echo '```'
     echo
-    echo "Raw numbers: raw.tsv; SIPp's screens and statistics: sipp-<server>.out, sipp-<server>-stat.csv."
+    echo "Raw numbers (every round, with the load average before it): raw.tsv; SIPp's screens and statistics: sipp-<server>-<round>.out, sipp-<server>-<round>-stat.csv."
 } >"$OUT/summary.md"
 echo
 sed -n '/^| server/,/^```$/p' "$OUT/summary.md" | sed '$d'
