@@ -17,6 +17,8 @@
 #
 # Environment: RATE (2000), DURATION (20), USERS (1000), PEERS ("regstorm kamailio floor"),
 # ROUNDS (3: each server measured this many times, interleaved; medians reported),
+# QUIET_PCT and QUIET_WAIT (20, 120: before each measured run, wait up to QUIET_WAIT s for the
+# machine to be under QUIET_PCT % busy, as other jobs share it; what was found is recorded),
 # REGSTORM_CORES (1: the one connection is served by one executor, as in the floor),
 # OUT (results/peers-YYYYMMDD).
 # shellcheck source-path=SCRIPTDIR
@@ -30,6 +32,8 @@ USERS=${USERS:-1000}
 PEERS=${PEERS:-regstorm kamailio floor}
 REGSTORM_CORES=${REGSTORM_CORES:-1}
 ROUNDS=${ROUNDS:-3}
+QUIET_PCT=${QUIET_PCT:-20}
+QUIET_WAIT=${QUIET_WAIT:-120}
 OUT=${OUT:-results/peers-$(date -u +%Y%m%d)}
 COUNT=$((RATE * DURATION))
 DOMAIN=10.10.10.1
@@ -114,6 +118,25 @@ cpu_ns() {
     for p in "$@"; do cat /proc/"$p"/task/*/schedstat; done | awk '{s += $1} END {printf "%d\n", s}'
 }
 
+# Percent of all CPUs busy over one second (/proc/stat).
+busy_pct() {
+    local a b c d e f g h t0 i0 t1 i1
+    read -r _ a b c d e f g h _ </proc/stat; t0=$((a + b + c + d + e + f + g + h)); i0=$((d + e))
+    sleep 1
+    read -r _ a b c d e f g h _ </proc/stat; t1=$((a + b + c + d + e + f + g + h)); i1=$((d + e))
+    echo $((100 * ((t1 - t0) - (i1 - i0)) / (t1 - t0 > 0 ? t1 - t0 : 1)))
+}
+
+# Waits (bounded) for the machine to be quiet; prints the last busy percentage seen.
+wait_quiet() {
+    local waited=0 b
+    b=$(busy_pct)
+    while [ "$b" -gt "$QUIET_PCT" ] && [ "$waited" -lt "$QUIET_WAIT" ]; do
+        b=$(busy_pct); waited=$((waited + 1))
+    done
+    echo "$b"
+}
+
 echo "== lab material and $USERS tokens"
 "$bin" keys --out "$work/lab" >"$work/keys.log" 2>&1 || fail "regstorm keys failed: $(tail -n 1 "$work/keys.log")"
 csv=$work/users.csv
@@ -189,7 +212,7 @@ stat_col() {
 
 mkdir -p "$OUT"
 raw=$OUT/raw.tsv
-printf 'round\tpeer\tregisters_ok\tregisters_failed\tsipp_rc\twall_s\tcpu_ticks\tcpu_ns\tus_per_register_stat\tus_per_register_schedstat\tidle_us_per_s\tprocesses\tloadavg_before\n' >"$raw"
+printf 'round\tpeer\tregisters_ok\tregisters_failed\tsipp_rc\twall_s\tcpu_ticks\tcpu_ns\tus_per_register_stat\tus_per_register_schedstat\tidle_us_per_s\tprocesses\tloadavg_before\tbusy_pct_before\tus_per_register_net_of_idle\n' >"$raw"
 hz=$(getconf CLK_TCK)
 
 # Rounds interleave the servers, so a disturbance on this shared machine (other jobs) spreads
@@ -207,6 +230,7 @@ for peer in $PEERS; do
     # Idle cost over 2 s (timers, housekeeping), reported apart.
     i0=$(cpu_ns "${pids[@]}"); sleep 2; i1=$(cpu_ns "${pids[@]}")
     idle=$(( (i1 - i0) / 2000 ))
+    busy=$(wait_quiet)
     load=$(cut -d' ' -f1 /proc/loadavg)
     dir=$work/$peer-$round
     t0=$(cpu_ticks "${pids[@]}"); n0=$(cpu_ns "${pids[@]}"); w0=$(date +%s.%N)
@@ -220,10 +244,11 @@ for peer in $PEERS; do
     if [ -s "$dir/errors.log" ]; then head -c 20000 "$dir/errors.log" >"$OUT/sipp-$peer-$round-errors.log"; fi
     awk -v r="$round" -v p="$peer" -v ok="$ok" -v f="$failed" -v rc="$rc" -v w0="$w0" -v w1="$w1" \
         -v t="$((t1 - t0))" -v n="$((n1 - n0))" -v hz="$hz" -v idle="$idle" -v np="${#pids[@]}" \
-        -v load="$load" 'BEGIN {
-        printf "%d\t%s\t%d\t%d\t%d\t%.2f\t%d\t%d\t%.2f\t%.2f\t%d\t%d\t%s\n", r, p, ok, f, rc, w1 - w0,
-            t, n, ok ? t * 1e6 / hz / ok : 0, ok ? n / 1e3 / ok : 0, idle, np, load }' >>"$raw"
-    tail -n 1 "$raw" | awk -F'\t' '{printf "   %s REGISTER 200 (failed %s, sipp exit %s) in %s s: %s us/REGISTER (schedstat), %s (stat), idle %s us/s, %s processes, load %s\n", $3, $4, $5, $6, $10, $9, $11, $12, $13}'
+        -v load="$load" -v busy="$busy" 'BEGIN {
+        printf "%d\t%s\t%d\t%d\t%d\t%.2f\t%d\t%d\t%.2f\t%.2f\t%d\t%d\t%s\t%d\t%.2f\n", r, p, ok, f, rc,
+            w1 - w0, t, n, ok ? t * 1e6 / hz / ok : 0, ok ? n / 1e3 / ok : 0, idle, np, load, busy,
+            ok ? (n / 1e3 - idle * (w1 - w0)) / ok : 0 }' >>"$raw"
+    tail -n 1 "$raw" | awk -F'\t' '{printf "   %s REGISTER 200 (failed %s, sipp exit %s) in %s s: %s us/REGISTER (schedstat), %s (stat), %s net of idle (%s us/s), %s processes, machine %s %% busy before\n", $3, $4, $5, $6, $10, $9, $15, $11, $12, $14}'
     [ "$rc" = 0 ] || echo "   !! $peer: SIPp exit $rc, see $OUT/sipp-$peer-$round.out"
 done
 done
@@ -236,10 +261,10 @@ done
     echo
     echo "Load: SIPp $(sipp -v 2>&1 | sed -n 's/.*SIPp \(v[0-9.]*[0-9]\).*/\1/p' | head -1), scripts/sipp/jabber_steady.xml (Jabber re-REGISTER, Bearer token of $token_len octets, Cisco multipart body), $RATE/s for $DURATION s = $COUNT REGISTERs over one TCP connection (\`-t t1 -r $RATE -m $COUNT\`), $USERS users, after one unmeasured pass registering every user once. Loopback, server and SIPp on the same $(nproc) CPUs. $ROUNDS rounds, the servers interleaved, each restarted and warmed up per round; medians below."
     echo "Servers: regstorm serve (cores = $REGSTORM_CORES, one tcp listener, tokens verified: issuer and audience checked, verified-token cache); $(kamailio -v 2>/dev/null | head -1 | sed 's/^version: //; s/ *$//') with scripts/kamailio/kamailio.cfg (usrloc db_mode 0, no auth, tcp_children 2); examples/floor.rs (glommio, frames and echoes only)."
-    echo "CPU: server threads (all Kamailio processes), before/after the measured run; \`stat\` = utime+stime from /proc/PID/stat (10 ms ticks), \`schedstat\` = /proc/PID/task/*/schedstat (ns). Idle = the server's CPU over 2 s with no load, not subtracted."
+    echo "CPU: server threads (all Kamailio processes), before/after the measured run; \`stat\` = utime+stime from /proc/PID/stat (10 ms ticks), \`schedstat\` = /proc/PID/task/*/schedstat (ns). Idle = the server's CPU over 2 s with no load (timers, housekeeping): included in the per-REGISTER figures and the ratios; \`net of idle\` subtracts it over the run's wall time."
     echo
-    echo "| server | REGISTER 200 (all rounds) | failed | CPU µs/REGISTER, median (schedstat) | (stat) | per round (schedstat) | idle µs/s |"
-    echo "|---|---:|---:|---:|---:|---|---:|"
+    echo "| server | REGISTER 200 (all rounds) | failed | CPU µs/REGISTER, median (schedstat) | (stat) | per round (schedstat) | idle µs/s | net of idle |"
+    echo "|---|---:|---:|---:|---:|---|---:|---:|"
     # Medians per server, then the ratios of the medians.
     awk -F'\t' -v peers="$PEERS" '
     function median(list,   v, n, i, j, x) {
@@ -248,13 +273,14 @@ done
         return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
     }
     function ratio(a, b) { return b > 0 ? a / b : 0 }
-    NR > 1 { ok[$2] += $3; bad[$2] += $4; s[$2] = s[$2] " " $10; t[$2] = t[$2] " " $9; idle[$2] = idle[$2] " " $11 }
+    NR > 1 { ok[$2] += $3; bad[$2] += $4; s[$2] = s[$2] " " $10; t[$2] = t[$2] " " $9; idle[$2] = idle[$2] " " $11; net[$2] = net[$2] " " $15 }
     END {
         n = split(peers, p, " ")
         for (i = 1; i <= n; i++) {
             ms[p[i]] = median(s[p[i]]); mt[p[i]] = median(t[p[i]])
             rounds = s[p[i]]; sub(/^ /, "", rounds); gsub(/ /, ", ", rounds)
-            printf "| %s | %d | %d | %.2f | %.2f | %s | %d |\n", p[i], ok[p[i]], bad[p[i]], ms[p[i]], mt[p[i]], rounds, median(idle[p[i]])
+            printf "| %s | %d | %d | %.2f | %.2f | %s | %d | %.2f |\n", p[i], ok[p[i]], bad[p[i]], ms[p[i]], mt[p[i]], rounds,
+                median(idle[p[i]]), median(net[p[i]])
         }
         print ""
         if (("regstorm" in ms) && ("kamailio" in ms)) {
