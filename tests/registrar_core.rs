@@ -559,3 +559,56 @@ fn directory_port_mismatch_is_ucm_403_with_retry_after_and_warning() {
         "unknown devices are parked, not retried: {text}"
     );
 }
+
+#[test]
+fn registrars_of_several_cores_share_one_binding_table() {
+    use regstorm::registrar::Bindings;
+    let l = lab();
+    let shared = Arc::new(Bindings::new(8));
+    let keys = Arc::new(KeySet::new(vec![l.signer.public_key().clone()]));
+    let core = |b: &Arc<Bindings>| {
+        Registrar::with_bindings(
+            section(),
+            Verifier::new(keys.clone(), Policy::default(), 100),
+            Arc::clone(b),
+        )
+    };
+    let (mut a, mut b) = (core(&shared), core(&shared));
+    let t = l.token("1010", None);
+    let facts = |conn| Facts {
+        listener: ListenerKind::Oauth,
+        conn,
+        source: None,
+    };
+    let send = |r: &mut Registrar, wire: &[u8], conn| {
+        let mut hs = [EMPTY_HEADER; 64];
+        let msg = parse(wire, &mut hs).unwrap().complete().unwrap();
+        let mut out = Vec::new();
+        let outcome = r.handle(&msg, &facts(conn), NOW, &mut out);
+        (outcome, String::from_utf8(out).unwrap())
+    };
+    assert_eq!(
+        send(&mut a, &register(Some(t), 5, 120), 1).0,
+        Outcome::Replied(200)
+    );
+    assert!(Arc::ptr_eq(a.bindings(), b.bindings()));
+    assert_eq!(b.bindings().len(), 1);
+    // The other core sees the binding: a stale CSeq is refused there too.
+    assert_eq!(
+        send(&mut b, &register(Some(t), 5, 120), 2).0,
+        Outcome::Replied(500)
+    );
+    let (outcome, text) = send(&mut b, &register(Some(t), 6, 120), 2);
+    assert_eq!(outcome, Outcome::Replied(200));
+    assert_eq!(text.matches("\r\nContact: ").count(), 1, "{text}");
+    // The binding moved to connection 2: closing connection 1 on core A removes nothing.
+    assert_eq!(a.connection_closed(1), 0);
+    let aor =
+        regstorm::sip::Aor::new(&regstorm::sip::SipUri::parse(b"sip:1010@10.10.10.1").unwrap());
+    let listed = shared.list(&aor, NOW + 20);
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].expires_in, 100);
+    assert_eq!(listed[0].device.as_deref(), Some("CSFrado"));
+    assert_eq!(a.connection_closed(2), 1);
+    assert!(shared.is_empty());
+}

@@ -3,13 +3,14 @@
 //! No sockets, no clock.
 
 use super::directory::{Directory, Verdict};
-use super::table::{same_contact, Binding, BindingTable, ConnId};
+use super::table::{BindingInfo, Bindings, CompactContact, ConnId, Planned, Refusal, Registration};
 use crate::auth::{write_challenge, Verifier};
 use crate::config::{ChallengeKind, ListenerKind, RegistrarSection};
 use crate::sip::{
-    write_http_date, Aor, Contact, ContactValue, Error, HeaderName, Host, Message, Method,
-    ResponseWriter, Source, Uri,
+    write_http_date, Aor, ContactValue, Error, HeaderName, Host, Message, Method, ResponseWriter,
+    Source, Uri,
 };
+use std::sync::Arc;
 
 /// What the connection knows about a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,17 +34,49 @@ pub enum Outcome {
 const SUPPORTED: &[&[u8]] = &[b"path"];
 const ALLOW: &[u8] = b"REGISTER, OPTIONS";
 
-/// One core's registrar: configuration, token verifier, bindings.
+/// Stripes of the binding table a registrar makes for itself ([`Registrar::new`]).
+const STRIPES: usize = 64;
+
+/// One core's registrar: configuration, token verifier, and the binding table it shares with
+/// the other cores.
 #[derive(Debug)]
 pub struct Registrar {
     cfg: RegistrarSection,
     verifier: Verifier,
-    table: BindingTable,
+    bindings: Arc<Bindings>,
     server: Vec<u8>,
     tag_seed: u64,
     directory: Option<Directory>,
     /// The `<host>` of the port-mismatch Warning: `domain` when set, else the host name.
     warn_host: String,
+}
+
+/// The first cut's `BindingTable` calls, answered by the shared [`Bindings`] (see
+/// [`Registrar::table`]); `purge` also returns the next expiry, as it did.
+#[derive(Clone, Copy, Debug)]
+pub struct LegacyTable<'a>(&'a Bindings);
+
+impl LegacyTable<'_> {
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn list(&self, aor: &Aor, now: u64) -> Vec<BindingInfo> {
+        self.0.list(aor, now)
+    }
+
+    pub fn remove_connection(&self, conn: ConnId) -> usize {
+        self.0.remove_connection(conn)
+    }
+
+    /// Bindings dropped, and the next expiry.
+    pub fn purge(&self, now: u64) -> (usize, Option<u64>) {
+        (self.0.purge(now), self.0.next_expiry())
+    }
 }
 
 /// An answer to write: status, reason phrase, headers beyond the echoed ones.
@@ -98,31 +131,6 @@ fn text(code: u16) -> &'static str {
     }
 }
 
-/// The contact as it will be listed: `[display] <uri>` and its parameters but `expires`.
-fn contact_listing(c: &Contact<'_>) -> Box<[u8]> {
-    let mut out = Vec::with_capacity(c.addr.uri.len() + c.addr.params.raw().len() + 4);
-    if let Some(d) = c.addr.display {
-        out.push(b'"');
-        out.extend_from_slice(d);
-        out.extend_from_slice(b"\" ");
-    }
-    out.push(b'<');
-    out.extend_from_slice(c.addr.uri);
-    out.push(b'>');
-    for (name, value) in c.addr.params.iter() {
-        if name.eq_ignore_ascii_case(b"expires") {
-            continue;
-        }
-        out.push(b';');
-        out.extend_from_slice(name);
-        if let Some(v) = value {
-            out.push(b'=');
-            out.extend_from_slice(v);
-        }
-    }
-    out.into_boxed_slice()
-}
-
 fn host_matches(host: &Host<'_>, domain: &str) -> bool {
     match host {
         Host::Name(n) => n.eq_ignore_ascii_case(domain),
@@ -140,13 +148,23 @@ fn host_matches(host: &Host<'_>, domain: &str) -> bool {
 }
 
 impl Registrar {
+    /// A registrar with a binding table of its own.
     pub fn new(cfg: RegistrarSection, verifier: Verifier) -> Self {
+        Self::with_bindings(cfg, verifier, Arc::new(Bindings::new(STRIPES)))
+    }
+
+    /// A registrar on a binding table shared with other cores' registrars.
+    pub fn with_bindings(
+        cfg: RegistrarSection,
+        verifier: Verifier,
+        bindings: Arc<Bindings>,
+    ) -> Self {
         let server = format!("regstorm/{}", env!("CARGO_PKG_VERSION")).into_bytes();
         let warn_host = cfg.domain.clone().unwrap_or_else(|| "regstorm".to_string());
         Registrar {
             cfg,
             verifier,
-            table: BindingTable::new(),
+            bindings,
             server,
             tag_seed: 0x9e37_79b9_7f4a_7c15,
             directory: None,
@@ -166,8 +184,15 @@ impl Registrar {
         }
     }
 
-    pub fn table(&mut self) -> &mut BindingTable {
-        &mut self.table
+    /// The shared binding table.
+    pub fn bindings(&self) -> &Arc<Bindings> {
+        &self.bindings
+    }
+
+    /// Transitional: the first cut's table interface over the shared table, for callers not
+    /// yet moved to [`Registrar::bindings`].
+    pub fn table(&mut self) -> LegacyTable<'_> {
+        LegacyTable(&self.bindings)
     }
 
     pub fn verifier(&mut self) -> &mut Verifier {
@@ -177,7 +202,7 @@ impl Registrar {
     /// A connection closed: with `unregister_on_close`, its bindings go with it.
     pub fn connection_closed(&mut self, conn: ConnId) -> usize {
         if self.cfg.unregister_on_close {
-            self.table.remove_connection(conn)
+            self.bindings.remove_connection(conn)
         } else {
             0
         }
@@ -375,124 +400,85 @@ impl Registrar {
         let cseq = req.cseq().map_err(Answer::from_error)?.seq;
         let header_expires = req.expires().map_err(Answer::from_error)?;
         let wildcard = contacts.iter().any(|c| matches!(c, ContactValue::Wildcard));
-        let mut granted_header = None;
+        // RFC 3261 §10.3 step 6: `*` only alone and with Expires: 0.
+        if wildcard && (contacts.len() != 1 || header_expires != Some(0)) {
+            return Err(Answer::new(
+                400,
+                "Wildcard Contact Needs Expires 0 And No Other Contact",
+            ));
+        }
         let path = {
             let values: Vec<&[u8]> = req.values(HeaderName::Path).collect();
-            (!values.is_empty()).then(|| values.join(&b", "[..]).into_boxed_slice())
+            (!values.is_empty()).then(|| values.join(&b", "[..]))
         };
-        // Check everything against the current bindings before changing anything (the request
-        // applies whole or not); the list is then taken out of the table and changed in place.
-        let mut changes = Vec::with_capacity(contacts.len());
-        {
-            let current = self.table.get(&aor, now);
-            let stale = |b: &Binding| b.call_id.as_ref() == call_id && cseq <= b.cseq;
-            if wildcard {
-                // RFC 3261 §10.3 step 6: `*` only alone and with Expires: 0.
-                if contacts.len() != 1 || header_expires != Some(0) {
-                    return Err(Answer::new(
-                        400,
-                        "Wildcard Contact Needs Expires 0 And No Other Contact",
-                    ));
+        // Everything that does not depend on the stored bindings is worked out before the
+        // stripe is locked: granted expiries (423 stays in contact order, RFC 3261 §10.3 step
+        // 7) and the compact form of each contact.
+        let mut granted_header = None;
+        let planned: Vec<Planned<'_>> = contacts
+            .iter()
+            .filter_map(|c| match c {
+                ContactValue::Addr(c) => Some(c),
+                ContactValue::Wildcard => None,
+            })
+            .map(|c| {
+                let asked = c.expires.or(header_expires).unwrap_or(self.cfg.max_expires);
+                let granted = if asked != 0 && asked < self.cfg.min_expires {
+                    None
+                } else {
+                    let g = asked.min(self.cfg.max_expires);
+                    granted_header.get_or_insert(g);
+                    Some(g)
+                };
+                Planned {
+                    uri: c.addr.uri,
+                    instance: c.instance(),
+                    granted,
+                    contact: CompactContact::new(c),
                 }
-                if current.iter().any(stale) {
-                    return Err(Answer::new(500, "Lower CSeq On The Same Call-ID"));
-                }
-            } else {
-                for c in &contacts {
-                    let ContactValue::Addr(c) = c else { continue };
-                    let asked = c.expires.or(header_expires).unwrap_or(self.cfg.max_expires);
-                    if asked != 0 && asked < self.cfg.min_expires {
-                        return Err(Answer::new(423, text(423))
-                            .with("Min-Expires", self.cfg.min_expires.to_string().into_bytes()));
-                    }
-                    let granted = asked.min(self.cfg.max_expires);
-                    granted_header.get_or_insert(granted);
-                    // RFC 3261 §10.3 step 7: same Call-ID and a CSeq not higher: not applied.
-                    if current
-                        .iter()
-                        .any(|b| b.same_contact(c.addr.uri, c.instance()) && stale(b))
-                    {
-                        return Err(Answer::new(500, "Lower CSeq On The Same Call-ID"));
-                    }
-                    changes.push((c, granted));
-                }
-                // The count after the changes, worked out on borrowed keys the same way they
-                // are applied below, so a 503 leaves the bindings untouched.
-                let mut keys: Vec<(&[u8], Option<&[u8]>)> = current
-                    .iter()
-                    .map(|b| (&*b.uri, b.instance.as_deref()))
-                    .collect();
-                for (c, granted) in &changes {
-                    let pos = keys
-                        .iter()
-                        .position(|&(u, i)| same_contact(u, i, c.addr.uri, c.instance()));
-                    match (pos, granted) {
-                        (Some(i), 0) => {
-                            keys.remove(i);
-                        }
-                        (None, g) if *g > 0 => keys.push((c.addr.uri, c.instance())),
-                        _ => {}
-                    }
-                }
-                if keys.len() > self.cfg.max_contacts as usize {
-                    return Err(Answer::new(503, "Too Many Contacts").with(
-                        "Retry-After",
-                        self.cfg.retry_after_s.to_string().into_bytes(),
-                    ));
-                }
+            })
+            .collect();
+        let registration = Registration {
+            aor: &aor,
+            call_id,
+            cseq,
+            conn: facts.conn,
+            listener: facts.listener,
+            path: path.as_deref(),
+            wildcard,
+            contacts: &planned,
+            max_contacts: self.cfg.max_contacts as usize,
+        };
+        // Checked and applied whole, or not at all, under one stripe lock.
+        let listed = match self.bindings.register(&registration, now) {
+            Ok(listed) => listed,
+            Err(Refusal::TooBrief) => {
+                return Err(Answer::new(423, text(423))
+                    .with("Min-Expires", self.cfg.min_expires.to_string().into_bytes()))
             }
-        }
-        let mut list = self.table.take(&aor);
-        if wildcard {
-            list.clear();
-        }
-        for (c, granted) in changes {
-            // Positions move as earlier contacts of this request are applied: look again.
-            // (A contact listed twice in one request: the later one wins.)
-            let existing = list
-                .iter()
-                .position(|b| b.same_contact(c.addr.uri, c.instance()));
-            let binding = || Binding {
-                contact: contact_listing(c),
-                uri: c.addr.uri.into(),
-                instance: c.instance().map(Into::into),
-                device: c.device_name().map(Into::into),
-                expires_at: now + u64::from(granted),
-                call_id: call_id.into(),
-                cseq,
-                conn: facts.conn,
-                listener: facts.listener,
-                path: path.clone(),
-            };
-            match (existing, granted) {
-                (Some(i), 0) => {
-                    list.remove(i);
-                }
-                (Some(i), _) => list[i] = binding(),
-                (None, 0) => {}
-                (None, _) => list.push(binding()),
+            Err(Refusal::Stale) => return Err(Answer::new(500, "Lower CSeq On The Same Call-ID")),
+            Err(Refusal::TooMany) => {
+                return Err(Answer::new(503, "Too Many Contacts").with(
+                    "Retry-After",
+                    self.cfg.retry_after_s.to_string().into_bytes(),
+                ))
             }
-        }
+        };
 
-        // Apply, then answer 200 with every current binding (a fetch changes nothing).
-        let had_path = req.header(HeaderName::Path).is_some();
+        // Answer 200 with every current binding (a fetch changes nothing).
         let mut r = Answer::new(200, text(200));
-        for b in &list {
-            let mut v = b.contact.to_vec();
-            v.extend_from_slice(b";expires=");
-            v.extend_from_slice(b.expires_at.saturating_sub(now).to_string().as_bytes());
+        for v in listed {
             r = r.with("Contact", v);
         }
         if let Some(g) = granted_header {
             r = r.with("Expires", g.to_string().into_bytes());
         }
-        if had_path {
+        if req.header(HeaderName::Path).is_some() {
             for p in req.values(HeaderName::Path) {
                 r = r.with("Path", p.to_vec());
             }
             r = r.with("Supported", b"path".to_vec());
         }
-        self.table.set(aor, list);
         Ok(self.reply(req, facts, now, out, r))
     }
 }

@@ -1,11 +1,11 @@
 //! The registrar, sans-IO: the decision per request ([`Registrar::handle`]) and the binding
-//! table. First cut for the registrar issue: every outcome the contract lists, the device
-//! directory included; storage compaction and sharding come with the runtime.
+//! table ([`Bindings`]), one table shared by every core's registrar, lock-striped by AOR, with
+//! compact storage (interned contact templates, hashed Call-IDs, bucketed expiry).
 
 mod core;
 mod directory;
 mod table;
 
-pub use self::core::{Facts, Outcome, Registrar};
+pub use self::core::{Facts, LegacyTable, Outcome, Registrar};
 pub use self::directory::{Directory, Verdict};
-pub use self::table::{Binding, BindingInfo, BindingTable, ConnId};
+pub use self::table::{BindingInfo, Bindings, ConnId, Interned};
