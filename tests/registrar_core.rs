@@ -138,7 +138,7 @@ fn jabber_flow_407_then_200_with_expires_120() {
     assert!(text.contains(";expires=120\r\n"), "{text}");
     assert!(text.contains("\r\nServer: regstorm/"), "{text}");
     assert!(text.contains("\r\nDate: "), "{text}");
-    assert_eq!(l.registrar.table().len(), 1);
+    assert_eq!(l.registrar.bindings().len(), 1);
 }
 
 #[test]
@@ -282,7 +282,7 @@ fn expiry_zero_removes_and_fetch_lists() {
     let (code, text) = l.send(&register(Some(t), 3, 0));
     assert_eq!(code, 200);
     assert!(!text.contains("\r\nContact:"), "{text}");
-    assert_eq!(l.registrar.table().len(), 0);
+    assert_eq!(l.registrar.bindings().len(), 0);
 }
 
 #[test]
@@ -303,7 +303,7 @@ fn wildcard_rules() {
     assert_eq!(l.send(&star_nonzero).0, 400, "* needs Expires: 0");
     let star = edited(&register(Some(t), 3, 0), &[(&line, "Contact: *")]);
     assert_eq!(l.send(&star).0, 200);
-    assert_eq!(l.registrar.table().len(), 0);
+    assert_eq!(l.registrar.bindings().len(), 0);
 }
 
 #[test]
@@ -347,7 +347,7 @@ fn too_many_contacts_is_503_with_retry_after() {
     assert_eq!(code, 503);
     assert!(text.contains("\r\nRetry-After: 35\r\n"), "{text}");
     assert_eq!(
-        l.registrar.table().len(),
+        l.registrar.bindings().len(),
         2,
         "a refused request changes no binding"
     );
@@ -448,11 +448,12 @@ fn bindings_die_with_their_connection_and_with_time() {
     assert_eq!(l.send_on(&register(Some(t), 1, 120), 7, NOW).0, 200);
     assert_eq!(l.registrar.connection_closed(8), 0);
     assert_eq!(l.registrar.connection_closed(7), 1);
-    assert_eq!(l.registrar.table().len(), 0);
+    assert_eq!(l.registrar.bindings().len(), 0);
     assert_eq!(l.send_on(&register(Some(t), 2, 120), 9, NOW).0, 200);
-    let (removed, next) = l.registrar.table().purge(NOW + 60);
+    let removed = l.registrar.bindings().purge(NOW + 60);
+    let next = l.registrar.bindings().next_expiry();
     assert_eq!((removed, next), (0, Some(NOW + 120)));
-    assert_eq!(l.registrar.table().purge(NOW + 120).0, 1);
+    assert_eq!(l.registrar.bindings().purge(NOW + 120), 1);
 }
 
 #[test]
@@ -508,13 +509,13 @@ fn several_contacts_in_one_request_apply_in_order() {
     };
     let (code, text) = l.send(&two(1, ""));
     assert_eq!(code, 200, "{text}");
-    assert_eq!(l.registrar.table().len(), 2);
+    assert_eq!(l.registrar.bindings().len(), 2);
     // A leaves (expires=0) while B refreshes, in one request.
     let (code, text) = l.send(&two(2, ";expires=0"));
     assert_eq!(code, 200, "{text}");
     assert_eq!(text.matches("\r\nContact: ").count(), 1, "{text}");
     assert!(text.contains("<sip:bbbb-"), "{text}");
-    assert_eq!(l.registrar.table().len(), 1);
+    assert_eq!(l.registrar.bindings().len(), 1);
 }
 
 #[test]

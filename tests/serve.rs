@@ -725,3 +725,31 @@ fn admin_metrics_healthz_and_bindings() {
     drop(t);
     server.stop();
 }
+
+#[test]
+fn two_cores_share_one_binding_table() {
+    let lab = lab("cores");
+    let server = start(&lab, 2, "");
+    let addr = server.addr(ListenerKind::Tcp).unwrap();
+    let tok = token(&lab, "1001");
+    let mut owner = tcp_connect(addr);
+    let r = exchange(&mut owner, &register(1, Some(&tok), 1, "TCP", 3600));
+    assert_eq!(status(&r), 200, "{r}");
+    // Connections spread over both cores by SO_REUSEPORT; each must see the binding.
+    let fetch = {
+        let text = String::from_utf8(register(1, Some(&tok), 2, "TCP", 3600)).unwrap();
+        let text: String = text
+            .split_inclusive("\r\n")
+            .filter(|l| !l.starts_with("Contact:"))
+            .collect();
+        text.into_bytes()
+    };
+    for _ in 0..16 {
+        let mut other = tcp_connect(addr);
+        let r = exchange(&mut other, &fetch);
+        assert_eq!(status(&r), 200, "{r}");
+        assert_eq!(contacts(&r), 1, "{r}");
+    }
+    drop(owner);
+    server.stop();
+}

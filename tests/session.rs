@@ -182,7 +182,7 @@ fn tls_jabber_flow_407_then_200() {
     p.send(&jabber(None, 2270), usize::MAX).unwrap();
     p.send(&jabber(Some(&token(&l)), 2271), usize::MAX).unwrap();
     assert_eq!(p.statuses(), [407, 200]);
-    assert_eq!(p.registrar.table().len(), 1);
+    assert_eq!(p.registrar.bindings().len(), 1);
 }
 
 #[test]
@@ -283,7 +283,7 @@ fn peer_close_and_binding_cleanup_are_the_runtimes_cue() {
     let l = lab();
     let mut p = Pair::new(&l);
     p.send(&jabber(Some(&token(&l)), 1), usize::MAX).unwrap();
-    assert_eq!(p.registrar.table().len(), 1);
+    assert_eq!(p.registrar.bindings().len(), 1);
     assert_eq!(
         p.session.receive(&[], NOW_MS, &mut p.registrar),
         Err(CloseReason::PeerClosed)

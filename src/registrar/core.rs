@@ -3,7 +3,7 @@
 //! No sockets, no clock.
 
 use super::directory::{Directory, Verdict};
-use super::table::{BindingInfo, Bindings, CompactContact, ConnId, Planned, Refusal, Registration};
+use super::table::{Bindings, CompactContact, ConnId, Planned, Refusal, Registration};
 use crate::auth::{write_challenge, Verifier};
 use crate::config::{ChallengeKind, ListenerKind, RegistrarSection};
 use crate::sip::{
@@ -49,34 +49,6 @@ pub struct Registrar {
     directory: Option<Directory>,
     /// The `<host>` of the port-mismatch Warning: `domain` when set, else the host name.
     warn_host: String,
-}
-
-/// The first cut's `BindingTable` calls, answered by the shared [`Bindings`] (see
-/// [`Registrar::table`]); `purge` also returns the next expiry, as it did.
-#[derive(Clone, Copy, Debug)]
-pub struct LegacyTable<'a>(&'a Bindings);
-
-impl LegacyTable<'_> {
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    pub fn list(&self, aor: &Aor, now: u64) -> Vec<BindingInfo> {
-        self.0.list(aor, now)
-    }
-
-    pub fn remove_connection(&self, conn: ConnId) -> usize {
-        self.0.remove_connection(conn)
-    }
-
-    /// Bindings dropped, and the next expiry.
-    pub fn purge(&self, now: u64) -> (usize, Option<u64>) {
-        (self.0.purge(now), self.0.next_expiry())
-    }
 }
 
 /// An answer to write: status, reason phrase, headers beyond the echoed ones.
@@ -187,12 +159,6 @@ impl Registrar {
     /// The shared binding table.
     pub fn bindings(&self) -> &Arc<Bindings> {
         &self.bindings
-    }
-
-    /// Transitional: the first cut's table interface over the shared table, for callers not
-    /// yet moved to [`Registrar::bindings`].
-    pub fn table(&mut self) -> LegacyTable<'_> {
-        LegacyTable(&self.bindings)
     }
 
     pub fn verifier(&mut self) -> &mut Verifier {

@@ -6,6 +6,6 @@ mod core;
 mod directory;
 mod table;
 
-pub use self::core::{Facts, LegacyTable, Outcome, Registrar};
+pub use self::core::{Facts, Outcome, Registrar};
 pub use self::directory::{Directory, Verdict};
 pub use self::table::{BindingInfo, Bindings, ConnId, Interned};

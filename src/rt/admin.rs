@@ -24,12 +24,11 @@ impl AdminView for View<'_> {
     }
 
     fn bindings(&self, aor: &Aor) -> Vec<BindingInfo> {
-        let mut registrar = self.0.registrar.borrow_mut();
-        registrar.table().list(aor, now_ms() / 1000)
+        self.0.shared.bindings.list(aor, now_ms() / 1000)
     }
 
     fn render_metrics(&self, out: &mut Vec<u8>) {
-        let bindings = self.0.registrar.borrow_mut().table().len() as u64;
+        let bindings = self.0.shared.bindings.len() as u64;
         self.0.shared.metrics.render(bindings, out);
     }
 }

@@ -10,7 +10,7 @@ mod conn;
 use crate::admin::{CoreMetrics, Metrics};
 use crate::auth::{KeySet, Verifier};
 use crate::config::{Config, ConfigError, ListenerKind};
-use crate::registrar::{Directory, Registrar};
+use crate::registrar::{Bindings, Directory, Registrar};
 use glommio::net::{TcpListener, UdpSocket};
 use glommio::{LocalExecutorBuilder, Placement};
 use rustls::ServerConfig;
@@ -26,6 +26,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub const IO_MEMORY: usize = 512 * 1024;
 /// Submission queue depth per ring.
 const RING_DEPTH: usize = 256;
+/// Lock stripes of the binding table (a power of two, well above the core count).
+const BINDING_STRIPES: usize = 64;
 /// How often each core's control task runs.
 const TICK: Duration = Duration::from_millis(100);
 /// Longest wait for in-flight answers when stopping.
@@ -98,6 +100,8 @@ pub(crate) struct Shared {
     /// Open connections per listener index, all cores together.
     pub(crate) open: Vec<AtomicUsize>,
     pub(crate) metrics: Arc<Metrics>,
+    /// Every binding, shared by the cores (lock-striped: results/shards-20261127).
+    pub(crate) bindings: Arc<Bindings>,
     current: Mutex<Arc<Reloadable>>,
     generation: AtomicU64,
     /// The generation each core has applied.
@@ -189,6 +193,7 @@ impl Server {
         let shared = Arc::new(Shared {
             open: cfg.listeners.iter().map(|_| AtomicUsize::new(0)).collect(),
             metrics: Arc::new(Metrics::new(cores)),
+            bindings: Arc::new(Bindings::new(BINDING_STRIPES)),
             current: Mutex::new(Arc::new(reloadable)),
             generation: AtomicU64::new(0),
             applied: (0..cores).map(|_| AtomicU64::new(0)).collect(),
@@ -355,7 +360,8 @@ async fn run_core(
         cfg.auth.policy.clone(),
         per_core_cache,
     );
-    let mut registrar = Registrar::new(cfg.registrar.clone(), verifier);
+    let mut registrar =
+        Registrar::with_bindings(cfg.registrar.clone(), verifier, shared.bindings.clone());
     registrar.set_directory(current.directory.clone());
     if let Ok(host) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
         registrar.set_host_name(host.trim());
@@ -469,11 +475,11 @@ async fn control(core: Rc<Core>) {
             m.set_token_stats(cache.hits, cache.misses, stats.verifications);
             m.set_token_cache_entries(entries);
         }
-        if ticks % 10 == 0 {
-            let now = now_ms() / 1000;
-            let (purged, _) = core.registrar.borrow_mut().table().purge(now);
+        // Expired bindings go once a second (lookups drop them too); one core is enough.
+        if core.index == 0 && ticks % 10 == 0 {
+            let purged = shared.bindings.purge(now_ms() / 1000);
             if purged > 0 {
-                tracing::debug!("core {}: {purged} bindings expired", core.index);
+                tracing::debug!("{purged} bindings expired");
             }
         }
     }
