@@ -613,3 +613,22 @@ fn registrars_of_several_cores_share_one_binding_table() {
     assert_eq!(a.connection_closed(2), 1);
     assert!(shared.is_empty());
 }
+
+#[test]
+fn overloaded_core_sheds_new_tokens_with_503_but_serves_cached_ones() {
+    let mut l = lab();
+    let known = l.token("1010", None);
+    assert_eq!(l.send(&register(Some(known), 1, 120)).0, 200);
+    l.registrar.verifier().set_shedding(true);
+    // A token never verified: not judged, 503 with Retry-After (not a 407: it may be fine).
+    let fresh = l.token("1010", Some("CSFrado"));
+    let (code, text) = l.send(&register(Some(fresh), 2, 120));
+    assert_eq!(code, 503, "{text}");
+    assert!(text.contains("\r\nRetry-After: 35\r\n"), "{text}");
+    assert_eq!(l.registrar.verifier().stats().shed, 1);
+    // The cached one keeps registering.
+    assert_eq!(l.send(&register(Some(known), 3, 120)).0, 200);
+    // Caught up: the fresh token verifies, and was never remembered as a failure.
+    l.registrar.verifier().set_shedding(false);
+    assert_eq!(l.send(&register(Some(fresh), 4, 120)).0, 200);
+}

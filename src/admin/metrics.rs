@@ -168,6 +168,12 @@ impl CoreMetrics {
         add(&self.overload_rejections, 1);
     }
 
+    /// This core's running total of overload rejections (stored, not added), for a runtime
+    /// that reads it from the verifier.
+    pub fn set_overload_rejections(&self, total: u64) {
+        self.overload_rejections.store(total, Relaxed);
+    }
+
     /// The configuration or key set was reloaded (count it on one core only).
     pub fn reloaded(&self) {
         add(&self.reloads, 1);

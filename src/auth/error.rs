@@ -41,6 +41,9 @@ pub enum TokenError {
     WrongIssuer,
     /// `aud` does not contain the configured audience.
     WrongAudience,
+    /// Not in the cache, and the verifier is shedding new verifications (overload): the
+    /// token was not judged; the registrar answers 503 with Retry-After.
+    Shed,
 }
 
 impl TokenError {
@@ -64,13 +67,14 @@ impl TokenError {
             TokenError::NotYetValid => "not yet valid",
             TokenError::WrongIssuer => "wrong issuer",
             TokenError::WrongAudience => "wrong audience",
+            TokenError::Shed => "not verified: overloaded",
         }
     }
 
     /// True when the outcome depends only on the token bytes and the key set, not on the
     /// clock: such failures may be remembered until the key set changes.
     pub fn is_permanent(&self) -> bool {
-        !matches!(self, TokenError::NotYetValid)
+        !matches!(self, TokenError::NotYetValid | TokenError::Shed)
     }
 }
 

@@ -24,6 +24,8 @@ pub struct VerifyStats {
     pub verifications: u64,
     /// Tokens refused, by any path.
     pub failures: u64,
+    /// Misses not verified because the verifier was shedding.
+    pub shed: u64,
 }
 
 /// Default size of the failure memory and how long a failure is remembered.
@@ -37,6 +39,8 @@ pub struct Verifier {
     policy: Policy,
     cache: TokenCache,
     stats: VerifyStats,
+    /// Overload: misses are refused unverified.
+    shedding: bool,
 }
 
 impl Verifier {
@@ -51,7 +55,19 @@ impl Verifier {
                 FailureMemory::new(FAILURE_MEMORY, FAILURE_TTL_S),
             ),
             stats: VerifyStats::default(),
+            shedding: false,
         }
+    }
+
+    /// While set, a token that is not in the cache is not verified: `verify` answers
+    /// [`TokenError::Shed`] (the runtime sets it when a core falls behind; cached tokens,
+    /// the re-registrations of a running fleet, keep passing).
+    pub fn set_shedding(&mut self, shedding: bool) {
+        self.shedding = shedding;
+    }
+
+    pub fn shedding(&self) -> bool {
+        self.shedding
     }
 
     /// Verifies `token` at `now` (seconds since the epoch).
@@ -73,6 +89,10 @@ impl Verifier {
             Found::Failed(e) => {
                 self.stats.failures += 1;
                 return Err(e);
+            }
+            Found::Miss if self.shedding => {
+                self.stats.shed += 1;
+                return Err(TokenError::Shed);
             }
             Found::Miss => {}
         }

@@ -4,7 +4,7 @@
 
 use super::directory::{Directory, Verdict};
 use super::table::{Bindings, CompactContact, ConnId, Planned, Refusal, Registration};
-use crate::auth::{write_challenge, Verifier};
+use crate::auth::{write_challenge, TokenError, Verifier};
 use crate::config::{ChallengeKind, ListenerKind, RegistrarSection};
 use crate::sip::{
     write_http_date, Aor, ContactValue, Error, HeaderName, Host, Message, Method, ResponseWriter,
@@ -316,6 +316,12 @@ impl Registrar {
             .map_err(Answer::from_error)?;
         let verified = match self.verifier.verify(token, now) {
             Ok(v) => v,
+            Err(TokenError::Shed) => {
+                return Err(Answer::new(503, "Overloaded").with(
+                    "Retry-After",
+                    self.cfg.retry_after_s.to_string().into_bytes(),
+                ))
+            }
             Err(_) => return Err(self.challenge(true)),
         };
         let mut user = Vec::new();

@@ -30,6 +30,13 @@ const RING_DEPTH: usize = 256;
 const BINDING_STRIPES: usize = 64;
 /// How often each core's control task runs.
 const TICK: Duration = Duration::from_millis(100);
+/// A control tick this late means the core's run queue is this far behind: from then on new
+/// tokens are not verified (503 + Retry-After) until the core catches up. Handshakes and
+/// cached re-registrations keep being served. Set well above a storm's normal queueing so
+/// that a failover storm is absorbed, not shed.
+const OVERLOAD_LAG: Duration = Duration::from_millis(2000);
+/// Caught up again: ticks this close to on time for a second end the shedding.
+const CALM_LAG: Duration = Duration::from_millis(50);
 /// Longest wait for in-flight answers when stopping.
 const DRAIN: Duration = Duration::from_secs(3);
 
@@ -444,9 +451,31 @@ async fn control(core: Rc<Core>) {
     let shared = core.shared.clone();
     let mut applied = 0;
     let mut ticks: u64 = 0;
+    let mut calm_ticks = 0;
     loop {
+        let slept = std::time::Instant::now();
         glommio::timer::sleep(TICK).await;
         ticks += 1;
+        let lag = slept.elapsed().saturating_sub(TICK);
+        {
+            let mut reg = core.registrar.borrow_mut();
+            let v = reg.verifier();
+            if lag >= OVERLOAD_LAG && !v.shedding() {
+                tracing::warn!(
+                    "core {} is {} ms behind: shedding new token verifications (503)",
+                    core.index,
+                    lag.as_millis()
+                );
+                v.set_shedding(true);
+                calm_ticks = 0;
+            } else if v.shedding() {
+                calm_ticks = if lag <= CALM_LAG { calm_ticks + 1 } else { 0 };
+                if calm_ticks >= 10 {
+                    tracing::info!("core {} caught up: verifying again", core.index);
+                    v.set_shedding(false);
+                }
+            }
+        }
         if shared.stop.load(Ordering::Acquire) {
             break;
         }
@@ -473,6 +502,7 @@ async fn control(core: Rc<Core>) {
             let entries = v.cache().len() as u64;
             let m = core.metrics();
             m.set_token_stats(cache.hits, cache.misses, stats.verifications);
+            m.set_overload_rejections(stats.shed);
             m.set_token_cache_entries(entries);
         }
         // Expired bindings go once a second (lookups drop them too); one core is enough.
