@@ -698,9 +698,16 @@ fn admin_metrics_healthz_and_bindings() {
         "<urn:uuid:00000000-0000-0000-0000-000000000001>"
     );
     assert!(list[0]["expires_in"].as_u64().unwrap() <= 120);
-    // Counters are published by each core's control task every 100 ms.
-    std::thread::sleep(Duration::from_millis(300));
-    let (code, m) = http_get(admin, "/metrics");
+    // Token counters are published by each core's control task twice a second.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let m = loop {
+        let (code, m) = http_get(admin, "/metrics");
+        assert_eq!(code, 200);
+        if metric(&m, "regstorm_token_cache_hits_total") >= 1.0 || Instant::now() > deadline {
+            break m;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
     assert_eq!(code, 200);
     assert_eq!(
         metric(&m, "regstorm_registers_total{status=\"200\"}"),
@@ -751,5 +758,60 @@ fn two_cores_share_one_binding_table() {
         assert_eq!(contacts(&r), 1, "{r}");
     }
     drop(owner);
+    server.stop();
+}
+
+#[test]
+fn idle_and_handshake_deadlines_close_connections() {
+    let lab = lab("idle");
+    // Deadlines of a second need expiries as short (the configuration checks idle >= max).
+    let path = write_config(
+        &lab,
+        1,
+        "[limits]\nidle_timeout_s = 1\nhandshake_timeout_s = 1\n",
+    );
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("cores = 1", "cores = 1\nmin_expires = 1\nmax_expires = 1");
+    std::fs::write(&path, text).unwrap();
+    let server = Server::start(Config::load(&path).unwrap()).unwrap();
+    // A TLS client that never says hello: closed after the handshake time.
+    let started = Instant::now();
+    let mut silent = TcpStream::connect(server.addr(ListenerKind::Oauth).unwrap()).unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut got = Vec::new();
+    let _ = silent.read_to_end(&mut got);
+    // Nothing, or one TLS alert record (content type 21), then the close.
+    assert!(
+        got.is_empty() || (got[0] == 21 && got.len() == 7),
+        "{got:?}"
+    );
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
+    // A TLS session gone quiet: closed after the idle time, with a close_notify, and its
+    // binding goes with it.
+    let tok = token(&lab, "1001");
+    let mut s = tls_connect(
+        server.addr(ListenerKind::Oauth).unwrap(),
+        client_config(&lab, None),
+    );
+    assert_eq!(
+        status(&exchange(&mut s, &register(1, Some(&tok), 1, "TLS", 3600))),
+        200
+    );
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    let end = s.read_to_end(&mut rest);
+    assert!(end.is_ok(), "expected a clean close_notify: {end:?}");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
     server.stop();
 }

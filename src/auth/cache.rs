@@ -155,11 +155,16 @@ pub fn digest(token: &[u8]) -> Digest {
     out
 }
 
+/// Index buckets reserved up front; doubling from here to the bound costs a few rehashes.
+const INITIAL_INDEX: usize = 1024;
+
 impl TokenCache {
     /// A cache of at most `capacity` tokens; `leeway_s` extends `exp` as the verifier does.
     pub fn new(capacity: usize, leeway_s: u64, failures: FailureMemory) -> Self {
         TokenCache {
-            index: HashTable::with_capacity(capacity.min(1 << 20)),
+            // The index grows with use: a small population stays in a few cache lines and
+            // pages instead of being scattered over a table sized for the bound.
+            index: HashTable::with_capacity(capacity.min(INITIAL_INDEX)),
             slots: Vec::with_capacity(capacity.min(1 << 20)),
             free: Vec::new(),
             hand: 0,

@@ -60,11 +60,47 @@ pub(super) async fn accept_loop(core: Rc<Core>, li: usize, listener: TcpListener
     }
 }
 
+/// What the sweeper knows of a connection: its socket and when its time runs out.
+#[derive(Debug)]
+pub(crate) struct Watch {
+    fd: std::os::fd::RawFd,
+    /// Milliseconds; the session's handshake or idle deadline after its last activity.
+    deadline: std::cell::Cell<u64>,
+    /// Set once the sweeper shut the socket's read side.
+    expired: std::cell::Cell<bool>,
+}
+
+/// Grace after a deadline before the write side is shut too (a peer that does not read).
+const WRITE_GRACE_MS: u64 = 5_000;
+
+/// Enforces every watched connection's deadline: its read side is shut down, so its pending
+/// read ends and the connection task closes it (with a TLS close_notify when it can); a
+/// connection still stuck after the grace (blocked writing to a peer that does not read) has
+/// both sides shut. Reads carry no per-operation timeout: this runs twice a second per core.
+pub(super) fn sweep(core: &Core, now: u64) {
+    for w in core.watched.borrow().values() {
+        let due = w.deadline.get();
+        if now < due {
+            continue;
+        }
+        let how = if now >= due + WRITE_GRACE_MS {
+            nix::sys::socket::Shutdown::Both
+        } else if !w.expired.get() {
+            nix::sys::socket::Shutdown::Read
+        } else {
+            continue;
+        };
+        w.expired.set(true);
+        let _ = nix::sys::socket::shutdown(w.fd, how);
+    }
+}
+
 /// Gives the connection slot back however the task ends.
-struct Slot(Rc<Core>, usize);
+struct Slot(Rc<Core>, usize, u64);
 
 impl Drop for Slot {
     fn drop(&mut self) {
+        self.0.watched.borrow_mut().remove(&self.2);
         self.0.shared.open[self.1].fetch_sub(1, Ordering::AcqRel);
         let kind = self.0.shared.cfg.listeners[self.1].kind;
         self.0.metrics().connection_closed(kind);
@@ -75,13 +111,14 @@ impl Drop for Slot {
 async fn connection(core: Rc<Core>, li: usize, mut stream: TcpStream) {
     let kind = core.shared.cfg.listeners[li].kind;
     core.metrics().connection_opened(kind);
-    let _slot = Slot(core.clone(), li);
+    let conn = core.next_conn();
+    let _slot = Slot(core.clone(), li, conn);
     let limits = core.shared.cfg.limits;
     let _ = stream.set_nodelay(true);
     let peer = stream.peer_addr().ok();
     let facts = Facts {
         listener: kind,
-        conn: core.next_conn(),
+        conn,
         source: peer.map(source),
     };
     let now = now_ms();
@@ -99,21 +136,29 @@ async fn connection(core: Rc<Core>, li: usize, mut stream: TcpStream) {
     } else {
         Session::plain(facts, limits, now)
     };
-    let _ = stream.set_write_timeout(Some(Duration::from_secs(limits.idle_timeout_s.max(1))));
+    let watch = Rc::new(Watch {
+        fd: std::os::fd::AsRawFd::as_raw_fd(&stream),
+        deadline: std::cell::Cell::new(session.deadline()),
+        expired: std::cell::Cell::new(false),
+    });
+    core.watched.borrow_mut().insert(conn, watch.clone());
     let mut buf = vec![0u8; READ_BUF];
     let mut out = Vec::with_capacity(4096);
     let mut handshaking = kind.is_tls();
     loop {
-        let now = now_ms();
-        if session.on_timer(now).is_some() {
-            flush(&core, &mut stream, &mut session, &mut out).await;
+        watch.deadline.set(session.deadline());
+        let read = stream.read(&mut buf).await;
+        if watch.expired.get() {
+            // The sweeper shut the read side: the handshake or idle time ran out.
+            if let Some(reason) = session.on_timer(now_ms()) {
+                tracing::debug!("{}: {peer:?} closed: {reason:?}", kind.as_str());
+                flush(&core, &mut stream, &mut session, &mut out).await;
+            }
             break;
         }
-        let wait = session.deadline().saturating_sub(now).max(1);
-        let _ = stream.set_read_timeout(Some(Duration::from_millis(wait)));
-        let n = match stream.read(&mut buf).await {
+        let n = match read {
             Ok(n) => n,
-            Err(e) if matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) => continue,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             Err(e) => {
                 tracing::debug!("{}: read: {e}", kind.as_str());
                 break;

@@ -28,14 +28,16 @@ pub const IO_MEMORY: usize = 512 * 1024;
 const RING_DEPTH: usize = 256;
 /// Lock stripes of the binding table (a power of two, well above the core count).
 const BINDING_STRIPES: usize = 64;
-/// How often each core's control task runs.
-const TICK: Duration = Duration::from_millis(100);
+/// How often each core's control task runs: reloads, stop, statistics, the idle/handshake
+/// sweep, overload. Every wake-up of an idle executor costs tens of microseconds on a VM, so
+/// not more often than this.
+const TICK: Duration = Duration::from_millis(500);
 /// A control tick this late means the core's run queue is this far behind: from then on new
 /// tokens are not verified (503 + Retry-After) until the core catches up. Handshakes and
 /// cached re-registrations keep being served. Set well above a storm's normal queueing so
 /// that a failover storm is absorbed, not shed.
 const OVERLOAD_LAG: Duration = Duration::from_millis(2000);
-/// Caught up again: ticks this close to on time for a second end the shedding.
+/// Caught up again: two ticks this close to on time in a row end the shedding.
 const CALM_LAG: Duration = Duration::from_millis(50);
 /// Longest wait for in-flight answers when stopping.
 const DRAIN: Duration = Duration::from_secs(3);
@@ -118,6 +120,8 @@ pub(crate) struct Shared {
     next_conn: AtomicU64,
     /// Cores whose executor is running.
     running: AtomicUsize,
+    /// Woken when an executor ends (`serve`'s signal loop).
+    on_exit: Mutex<Option<signal_hook::iterator::Handle>>,
 }
 
 /// Counts a core out when its executor's main task ends, however it ends.
@@ -126,6 +130,11 @@ struct Running(Arc<Shared>);
 impl Drop for Running {
     fn drop(&mut self) {
         self.0.running.fetch_sub(1, Ordering::AcqRel);
+        if !self.0.stop.load(Ordering::Acquire) {
+            if let Some(h) = &*self.0.on_exit.lock().unwrap_or_else(|e| e.into_inner()) {
+                h.close();
+            }
+        }
     }
 }
 
@@ -138,6 +147,8 @@ pub(crate) struct Core {
     pub(crate) tls: RefCell<Vec<Option<Arc<ServerConfig>>>>,
     /// Answers being written right now (a stop waits for them).
     pub(crate) in_flight: Cell<usize>,
+    /// This core's stream connections, for the sweeper that enforces their deadlines.
+    pub(crate) watched: RefCell<std::collections::HashMap<u64, Rc<conn::Watch>>>,
     pub(crate) stopping: Cell<bool>,
 }
 
@@ -207,6 +218,7 @@ impl Server {
             stop: AtomicBool::new(false),
             next_conn: AtomicU64::new(1),
             running: AtomicUsize::new(0),
+            on_exit: Mutex::new(None),
             cores,
             cfg,
         });
@@ -284,7 +296,7 @@ impl Server {
     }
 
     /// Re-reads certificates, the key set and the directory; on an error nothing changes.
-    /// Returns once every core uses the new material (or after 2 s).
+    /// Returns once every core uses the new material (or after 3 s).
     pub fn reload(&self) -> Result<(), ConfigError> {
         let fresh = Reloadable::load(&self.shared.cfg)?;
         *self
@@ -293,7 +305,7 @@ impl Server {
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = Arc::new(fresh);
         let generation = self.shared.generation.fetch_add(1, Ordering::AcqRel) + 1;
-        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        let deadline = std::time::Instant::now() + Duration::from_secs(3);
         while std::time::Instant::now() < deadline
             && self
                 .shared
@@ -379,6 +391,7 @@ async fn run_core(
         registrar: RefCell::new(registrar),
         tls: RefCell::new(current.tls.clone()),
         in_flight: Cell::new(0),
+        watched: RefCell::new(std::collections::HashMap::new()),
         stopping: Cell::new(false),
     });
     // Bind everything before saying ready.
@@ -470,7 +483,7 @@ async fn control(core: Rc<Core>) {
                 calm_ticks = 0;
             } else if v.shedding() {
                 calm_ticks = if lag <= CALM_LAG { calm_ticks + 1 } else { 0 };
-                if calm_ticks >= 10 {
+                if calm_ticks >= 2 {
                     tracing::info!("core {} caught up: verifying again", core.index);
                     v.set_shedding(false);
                 }
@@ -505,8 +518,9 @@ async fn control(core: Rc<Core>) {
             m.set_overload_rejections(stats.shed);
             m.set_token_cache_entries(entries);
         }
+        conn::sweep(&core, now_ms());
         // Expired bindings go once a second (lookups drop them too); one core is enough.
-        if core.index == 0 && ticks % 10 == 0 {
+        if core.index == 0 && ticks % 2 == 0 {
             let purged = shared.bindings.purge(now_ms() / 1000);
             if purged > 0 {
                 tracing::debug!("{purged} bindings expired");
@@ -535,27 +549,34 @@ pub fn serve(cfg: Config) -> Result<(), StartError> {
     let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
         .map_err(|e| StartError::Runtime(format!("installing signal handlers: {e}")))?;
     let server = Server::start(cfg)?;
+    // An executor that ends on its own (it failed) closes the signal stream to wake us.
+    *server
+        .shared
+        .on_exit
+        .lock()
+        .unwrap_or_else(|e| e.into_inner()) = Some(signals.handle());
     let cores = server.shared.cores;
-    loop {
-        for sig in signals.pending() {
-            match sig {
-                SIGHUP => {
-                    if let Err(e) = server.reload() {
-                        tracing::error!("reload refused, still serving the previous material: {e}");
-                    }
-                }
-                _ => {
-                    tracing::info!("stopping (signal {sig})");
-                    server.stop();
-                    return Ok(());
+    for sig in signals.forever() {
+        match sig {
+            SIGHUP => {
+                if let Err(e) = server.reload() {
+                    tracing::error!("reload refused, still serving the previous material: {e}");
                 }
             }
+            _ => {
+                tracing::info!("stopping (signal {sig})");
+                server.stop();
+                return Ok(());
+            }
         }
-        if server.running() < cores {
-            server.request_stop();
-            server.stop();
-            return Err(StartError::Runtime("an executor failed; stopped".into()));
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The stream ended without a stop signal: an executor failed.
+    let failed = server.running() < cores;
+    server.request_stop();
+    server.stop();
+    if failed {
+        Err(StartError::Runtime("an executor failed; stopped".into()))
+    } else {
+        Ok(())
     }
 }
