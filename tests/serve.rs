@@ -384,6 +384,7 @@ fn udp_answers_to_the_source_with_rport() {
     assert!(via.contains(&format!("rport={port}")), "{via}");
     assert!(via.contains("received=127.0.0.1"), "{via}");
     // Garbage and keep-alives are dropped without an answer; the listener keeps serving.
+    // (Counted answers are checked through /metrics below.)
     sock.send_to(b"\r\n\r\n", addr).unwrap();
     sock.send_to(b"\x00\x01garbage", addr).unwrap();
     let msg2 = msg.replace("CSeq: 1 ", "CSeq: 2 ");
@@ -391,6 +392,14 @@ fn udp_answers_to_the_source_with_rport() {
     let (n, _) = sock.recv_from(&mut buf).unwrap();
     let r = String::from_utf8_lossy(&buf[..n]).into_owned();
     assert_eq!(header(&r, "CSeq"), Some("2 REGISTER"), "{r}");
+    // Both answers are counted.
+    let mut text = Vec::new();
+    server.metrics().render(0, &mut text);
+    let text = String::from_utf8(text).unwrap();
+    assert_eq!(
+        metric(&text, "regstorm_registers_total{status=\"200\"}"),
+        2.0
+    );
     server.stop();
 }
 

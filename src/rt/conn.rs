@@ -253,7 +253,9 @@ pub(super) async fn udp_loop(core: Rc<Core>, li: usize, mut socket: UdpSocket) {
             conn: 0,
             source: Some(source(from)),
         };
-        {
+        let m = core.metrics();
+        m.bytes_in(n as u64);
+        let answered = {
             let mut registrar = core.registrar.borrow_mut();
             answer_datagram(
                 &buf[..n],
@@ -262,9 +264,15 @@ pub(super) async fn udp_loop(core: Rc<Core>, li: usize, mut socket: UdpSocket) {
                 &facts,
                 now_ms() / 1000,
                 &mut out,
-            );
+            )
+        };
+        match answered {
+            Some((true, code)) => m.register_answered(code),
+            Some((false, code)) => m.other_answered(code),
+            None => {}
         }
         if !out.is_empty() {
+            m.bytes_out(out.len() as u64);
             core.in_flight.set(core.in_flight.get() + 1);
             if let Err(e) = socket.send_to(&out, from).await {
                 tracing::debug!("udp: send to {from}: {e}");
