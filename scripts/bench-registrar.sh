@@ -225,7 +225,9 @@ if [ -n "$OUT" ]; then
             echo "## Criterion output"
             echo
             echo '```'
-            grep -E '^registrar/|^ +(time|thrpt):|outliers' "$work/criterion.txt" || true
+            # Estimates and outliers; not the change against a previous run (its own time: line).
+            awk '/^ +change:/ { skip = 2; next } skip > 0 { skip--; next }
+                 /^registrar\/|^ +(time|thrpt):|outliers/' "$work/criterion.txt"
             echo '```'
         fi
     } >"$OUT/summary.md"
