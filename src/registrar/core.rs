@@ -10,6 +10,8 @@ use crate::sip::{
     write_http_date, Aor, ContactValue, Error, HeaderName, Host, Message, Method, ResponseWriter,
     Source, Uri,
 };
+use smallvec::SmallVec;
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// What the connection knows about a request.
@@ -51,19 +53,20 @@ pub struct Registrar {
     warn_host: String,
 }
 
-/// An answer to write: status, reason phrase, headers beyond the echoed ones.
+/// An answer to write: status, reason phrase, headers beyond the echoed ones. Static reason
+/// phrases and the usual few headers need no allocation of their own.
 struct Answer {
     code: u16,
-    reason: Vec<u8>,
-    extra: Vec<(&'static str, Vec<u8>)>,
+    reason: Cow<'static, [u8]>,
+    extra: SmallVec<[(&'static str, Vec<u8>); 2]>,
 }
 
 impl Answer {
-    fn new(code: u16, reason: &str) -> Self {
+    fn new(code: u16, reason: &'static str) -> Self {
         Answer {
             code,
-            reason: reason.as_bytes().to_vec(),
-            extra: Vec::new(),
+            reason: Cow::Borrowed(reason.as_bytes()),
+            extra: SmallVec::new(),
         }
     }
 
@@ -72,8 +75,8 @@ impl Answer {
         e.write_reason(&mut reason);
         Answer {
             code: e.status(),
-            reason,
-            extra: Vec::new(),
+            reason: Cow::Owned(reason),
+            extra: SmallVec::new(),
         }
     }
 
@@ -310,7 +313,7 @@ impl Registrar {
             Ok(None) => return Err(self.challenge(false)),
             Ok(Some(b)) => b.token,
         };
-        let contacts: Vec<ContactValue<'_>> = req
+        let contacts: SmallVec<[ContactValue<'_>; 2]> = req
             .contacts()
             .collect::<Result<_, _>>()
             .map_err(Answer::from_error)?;
@@ -387,7 +390,7 @@ impl Registrar {
         // stripe is locked: granted expiries (423 stays in contact order, RFC 3261 §10.3 step
         // 7) and the compact form of each contact.
         let mut granted_header = None;
-        let planned: Vec<Planned<'_>> = contacts
+        let planned: SmallVec<[Planned<'_>; 2]> = contacts
             .iter()
             .filter_map(|c| match c {
                 ContactValue::Addr(c) => Some(c),
