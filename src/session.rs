@@ -72,9 +72,10 @@ impl Session {
         Session {
             transport,
             framer,
-            inbuf: Vec::with_capacity(4096),
-            out_plain: Vec::with_capacity(1024),
-            out_wire: Vec::with_capacity(4096),
+            // Buffers grow on first use: an idle connection holds as little as possible.
+            inbuf: Vec::new(),
+            out_plain: Vec::new(),
+            out_wire: Vec::new(),
             facts,
             limits,
             answers: Vec::new(),
@@ -86,11 +87,14 @@ impl Session {
 
     /// A TLS (or mutual TLS) session over an accepted connection.
     pub fn tls(
-        conn: rustls::ServerConnection,
+        mut conn: rustls::ServerConnection,
         facts: Facts,
         limits: ConfigLimits,
         now_ms: u64,
     ) -> Self {
+        // Answers are bounded by what one read can ask for (and the runtime writes them out
+        // before reading again): rustls's default 64 KiB send limit would cut them silently.
+        conn.set_buffer_limit(None);
         Self::new(Transport::Tls(Box::new(conn)), facts, limits, now_ms)
     }
 
@@ -142,24 +146,39 @@ impl Session {
             Transport::Plain => self.inbuf.extend_from_slice(bytes),
             Transport::Tls(conn) => {
                 let mut rd = bytes;
-                while !rd.is_empty() {
-                    if let Err(e) = conn.read_tls(&mut rd) {
-                        return Err(self.close(CloseReason::Tls(e.to_string())));
-                    }
-                    if let Err(e) = conn.process_new_packets() {
-                        // rustls queued an alert: send it, then close.
-                        let _ = conn.write_tls(&mut self.out_wire);
-                        return Err(self.close(CloseReason::Tls(e.to_string())));
-                    }
-                }
-                let mut chunk = [0u8; 4096];
-                loop {
-                    match conn.reader().read(&mut chunk) {
-                        Ok(0) => break,
-                        Ok(n) => self.inbuf.extend_from_slice(&chunk[..n]),
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                let mut peer_closed = false;
+                while !rd.is_empty() && !peer_closed {
+                    match conn.read_tls(&mut rd) {
+                        // rustls takes nothing after the peer's close_notify.
+                        Ok(0) => peer_closed = true,
+                        Ok(_) => {}
                         Err(e) => return Err(self.close(CloseReason::Tls(e.to_string()))),
                     }
+                    let state = match conn.process_new_packets() {
+                        Ok(state) => state,
+                        Err(e) => {
+                            // rustls queued an alert: send it, then close.
+                            let _ = conn.write_tls(&mut self.out_wire);
+                            return Err(self.close(CloseReason::Tls(e.to_string())));
+                        }
+                    };
+                    peer_closed |= state.peer_has_closed();
+                    // Drained after every batch of records, so rustls's own plaintext limit
+                    // is never reached however many records one read brings.
+                    let ready = state.plaintext_bytes_to_read();
+                    if ready > 0 {
+                        let start = self.inbuf.len();
+                        self.inbuf.resize(start + ready, 0);
+                        if let Err(e) = conn.reader().read_exact(&mut self.inbuf[start..]) {
+                            return Err(self.close(CloseReason::Tls(e.to_string())));
+                        }
+                    }
+                }
+                if peer_closed {
+                    // Answer what came before the close_notify, then close.
+                    let _ = self.frame_all(now_ms / 1000, registrar);
+                    self.flush_plain();
+                    return Err(self.close(CloseReason::PeerClosed));
                 }
             }
         }
@@ -192,7 +211,7 @@ impl Session {
                     consumed += len;
                 }
                 Ok(Frame::Invalid { len, error }) => {
-                    answer_bad_head(
+                    let answered = answer_bad_head(
                         &input[..len],
                         error,
                         registrar,
@@ -200,11 +219,12 @@ impl Session {
                         now_s,
                         &mut self.out_plain,
                     );
+                    self.answers.extend(answered);
                     consumed += len;
                 }
                 Err(error) => {
                     // Framing is lost: answer 400 if the head can be read, then close.
-                    answer_bad_head(
+                    let answered = answer_bad_head(
                         input,
                         error,
                         registrar,
@@ -212,6 +232,7 @@ impl Session {
                         now_s,
                         &mut self.out_plain,
                     );
+                    self.answers.extend(answered);
                     break Err(CloseReason::Framing(error));
                 }
             }
@@ -238,7 +259,7 @@ impl Session {
     }
 
     /// Hands each answer given since the last call to `f(was_register, status)` (for the
-    /// runtime's counters; answers to bad heads are not counted here).
+    /// runtime's counters).
     pub fn take_answers(&mut self, mut f: impl FnMut(bool, u16)) {
         for (register, code) in self.answers.drain(..) {
             f(register, code);
@@ -290,6 +311,7 @@ impl Session {
 }
 
 /// Answers a message whose head broke a wire-layer rule, when enough of it can be read.
+/// Returns (was it a REGISTER, status) when it was answered.
 fn answer_bad_head(
     bytes: &[u8],
     error: Error,
@@ -297,10 +319,12 @@ fn answer_bad_head(
     facts: &Facts,
     now_s: u64,
     out: &mut Vec<u8>,
-) {
+) -> Option<(bool, u16)> {
     let mut headers = [EMPTY_HEADER; HEADER_SLOTS];
-    if let Ok(msg) = sip::parse_lenient(bytes, &mut headers) {
-        registrar.answer_error(&msg, error, facts, now_s, out);
+    let msg = sip::parse_lenient(bytes, &mut headers).ok()?;
+    match registrar.answer_error(&msg, error, facts, now_s, out) {
+        Outcome::Replied(code) => Some((msg.method() == Some(sip::Method::Register), code)),
+        Outcome::Dropped => None,
     }
 }
 
@@ -334,6 +358,5 @@ pub fn answer_datagram(
         }
         Err(e) => e,
     };
-    answer_bad_head(bytes, error, registrar, facts, now_s, out);
-    None
+    answer_bad_head(bytes, error, registrar, facts, now_s, out)
 }

@@ -114,25 +114,30 @@ impl Pair {
             }
             let mut to_client = Vec::new();
             self.session.transmit(&mut to_client);
-            if !to_client.is_empty() {
-                let mut rd = &to_client[..];
-                while !rd.is_empty() {
-                    self.client.read_tls(&mut rd).unwrap();
-                    self.client.process_new_packets().unwrap();
-                }
-            }
-            let mut buf = [0u8; 8192];
-            while let Ok(n) = self.client.reader().read(&mut buf) {
-                if n == 0 {
+            let mut rd = &to_client[..];
+            while !rd.is_empty() {
+                if self.client.read_tls(&mut rd).unwrap() == 0 {
                     break;
                 }
-                self.received.extend_from_slice(&buf[..n]);
+                self.client.process_new_packets().unwrap();
+                self.drain_client();
             }
+            self.drain_client();
             if to_server.is_empty() && to_client.is_empty() {
                 return Ok(());
             }
         }
         panic!("pump did not settle");
+    }
+
+    fn drain_client(&mut self) {
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = self.client.reader().read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            self.received.extend_from_slice(&buf[..n]);
+        }
     }
 
     fn send(&mut self, bytes: &[u8], chunk: usize) -> Result<(), CloseReason> {
@@ -289,4 +294,57 @@ fn peer_close_and_binding_cleanup_are_the_runtimes_cue() {
         Err(CloseReason::PeerClosed)
     );
     assert_eq!(p.registrar.connection_closed(p.session.facts().conn), 1);
+}
+
+/// Expressway-C style: hundreds of REGISTERs, one TLS record each, arriving in 16 KiB reads
+/// (many records per read) and all at once (answers far beyond rustls's 64 KiB send limit).
+/// Regression: rustls's 16 KiB plaintext limit closed the connection, and answers were cut.
+#[test]
+fn many_records_per_read_and_large_output_are_handled_whole() {
+    let l = lab();
+    let t = token(&l);
+    for chunk in [16 * 1024, usize::MAX] {
+        let mut p = Pair::new(&l);
+        p.client.set_buffer_limit(None);
+        p.pump(usize::MAX).unwrap();
+        for cseq in 1..=300 {
+            p.client
+                .writer()
+                .write_all(&jabber(Some(&t), cseq))
+                .unwrap();
+        }
+        p.pump(chunk).unwrap();
+        let statuses = p.statuses();
+        assert_eq!(statuses.len(), 300, "chunk {chunk}");
+        assert!(statuses.iter().all(|&s| s == 200), "chunk {chunk}");
+    }
+}
+
+/// Regression: bytes after the peer's close_notify made the session loop forever.
+#[test]
+fn records_after_close_notify_end_the_session() {
+    let l = lab();
+    let mut p = Pair::new(&l);
+    p.pump(usize::MAX).unwrap();
+    let t = token(&l);
+    p.client.writer().write_all(&jabber(Some(&t), 1)).unwrap();
+    p.client.send_close_notify();
+    let mut to_server = Vec::new();
+    while p.client.wants_write() {
+        p.client.write_tls(&mut to_server).unwrap();
+    }
+    // A record after the close_notify (as a hostile peer would send).
+    to_server.extend_from_slice(&[23, 3, 3, 0, 5, 1, 2, 3, 4, 5]);
+    let r = p.session.receive(&to_server, NOW_MS, &mut p.registrar);
+    assert_eq!(r, Err(CloseReason::PeerClosed));
+    // What came before the close_notify was answered.
+    let mut out = Vec::new();
+    p.session.transmit(&mut out);
+    assert!(!out.is_empty());
+    assert_eq!(p.registrar.bindings().len(), 1);
+    // And the session stays closed.
+    let again = p
+        .session
+        .receive(&[23, 3, 3, 0, 1, 0], NOW_MS, &mut p.registrar);
+    assert_eq!(again, Err(CloseReason::PeerClosed));
 }
