@@ -144,6 +144,9 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
 fn serve(a: ServeArgs) -> Result<(), Failure> {
     let mut cfg = crate::config::Config::load(&a.config).map_err(|e| UsageError(e.to_string()))?;
     if let Some(c) = a.cores {
+        if c > 1024 {
+            return Err(UsageError(format!("--cores: {c} is above 1024")).into());
+        }
         cfg.registrar.cores = c;
     }
     if let Some(addr) = a.admin {

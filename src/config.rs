@@ -211,6 +211,9 @@ pub struct Listener {
     pub expressway_names: Vec<String>,
 }
 
+/// The longest handshake or idle timeout accepted (a week, in seconds).
+pub const MAX_TIMEOUT_S: u64 = 7 * 24 * 3600;
+
 /// `[limits]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
@@ -466,6 +469,24 @@ impl Config {
             idle_timeout_s: lim.idle_timeout_s.unwrap_or(dl.idle_timeout_s),
             max_connections: max_connections as usize,
         };
+        if limits.handshake_timeout_s > MAX_TIMEOUT_S {
+            return Err(err(
+                "limits.handshake_timeout_s",
+                format!(
+                    "{} is above {MAX_TIMEOUT_S} (one week)",
+                    limits.handshake_timeout_s
+                ),
+            ));
+        }
+        if limits.idle_timeout_s > MAX_TIMEOUT_S {
+            return Err(err(
+                "limits.idle_timeout_s",
+                format!(
+                    "{} is above {MAX_TIMEOUT_S} (one week)",
+                    limits.idle_timeout_s
+                ),
+            ));
+        }
         if limits.idle_timeout_s < u64::from(registrar.max_expires) {
             return Err(err("limits.idle_timeout_s", format!("{} is below registrar.max_expires ({}): idle clients would be cut before they re-register", limits.idle_timeout_s, registrar.max_expires)));
         }

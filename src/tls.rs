@@ -15,7 +15,6 @@ use rustls::{
     DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme,
 };
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Server-side session cache entries per listener (TLS 1.2 session IDs; TLS 1.3 uses tickets).
@@ -46,9 +45,6 @@ pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, ConfigError> {
     PrivateKeyDer::from_pem_file(path)
         .map_err(|e| err(path, "", format!("no usable private key: {e}")))
 }
-
-/// Refusals of the MRA name check, by every MRA listener (for the metrics).
-pub static MRA_NAME_REFUSALS: AtomicU64 = AtomicU64::new(0);
 
 /// Chain verification by webpki, then the Expressway-C name rule.
 #[derive(Debug)]
@@ -117,7 +113,6 @@ impl ClientCertVerifier for ExpresswayVerifier {
         if name_allowed(&names, &self.names) {
             Ok(verified)
         } else {
-            MRA_NAME_REFUSALS.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(
                 "mra: client certificate names {names:?} are not in expressway_names; connection refused"
             );

@@ -34,7 +34,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::hash::{BuildHasher, Hasher, RandomState};
 use std::ops::Range;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicIsize, AtomicU32, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 /// Identifies the connection a binding was learnt on (unique per process).
@@ -1351,7 +1351,9 @@ pub struct Bindings {
     mask: usize,
     /// Keyed hashes (AOR, Call-ID, interned text): clients choose these bytes.
     hasher: RandomState,
-    len: AtomicUsize,
+    /// Signed: adjustments from different stripes land in any order, so the sum may dip
+    /// below zero for a moment; `len` reads it clamped.
+    len: AtomicIsize,
 }
 
 impl fmt::Debug for Bindings {
@@ -1389,7 +1391,7 @@ impl Bindings {
                 .collect(),
             mask: n - 1,
             hasher: RandomState::new(),
-            len: AtomicUsize::new(0),
+            len: AtomicIsize::new(0),
         }
     }
 
@@ -1400,7 +1402,7 @@ impl Bindings {
 
     /// Bindings now registered (expired ones count until purged).
     pub fn len(&self) -> usize {
-        self.len.load(Ordering::Relaxed)
+        self.len.load(Ordering::Relaxed).max(0) as usize
     }
 
     pub fn is_empty(&self) -> bool {
@@ -1418,11 +1420,7 @@ impl Bindings {
     }
 
     fn adjust(&self, delta: isize) {
-        if delta >= 0 {
-            self.len.fetch_add(delta as usize, Ordering::Relaxed);
-        } else {
-            self.len.fetch_sub(delta.unsigned_abs(), Ordering::Relaxed);
-        }
+        self.len.fetch_add(delta, Ordering::Relaxed);
     }
 
     /// Checks and applies one REGISTER under its stripe's lock; the 200 OK's Contact values.

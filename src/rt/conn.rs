@@ -16,8 +16,9 @@ use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-/// Bytes read from a socket at a time.
-const READ_BUF: usize = 16 * 1024;
+/// Bytes read from a socket at a time: one page per connection (a Jabber REGISTER with its
+/// token and body is about 3.5 KB); longer messages and TLS records just take more reads.
+const READ_BUF: usize = 4 * 1024;
 /// The largest datagram taken (UDP's own limit).
 const MAX_DATAGRAM: usize = 65_535;
 
@@ -152,6 +153,10 @@ async fn connection(core: Rc<Core>, li: usize, mut stream: TcpStream) {
             // The sweeper shut the read side: the handshake or idle time ran out.
             if let Some(reason) = session.on_timer(now_ms()) {
                 tracing::debug!("{}: {peer:?} closed: {reason:?}", kind.as_str());
+                if reason == CloseReason::HandshakeTimeout {
+                    core.metrics().tls_handshake_failed();
+                    core.metrics().connection_refused(kind, Refusal::Tls);
+                }
                 flush(&core, &mut stream, &mut session, &mut out).await;
             }
             break;
@@ -180,14 +185,13 @@ async fn connection(core: Rc<Core>, li: usize, mut stream: TcpStream) {
         if handshaking {
             if let Err(CloseReason::Tls(why)) = &result {
                 m.tls_handshake_failed();
-                if kind == ListenerKind::Mra {
-                    let reason = if why.contains("ApplicationVerificationFailure") {
-                        Refusal::MraName
-                    } else {
-                        Refusal::Tls
-                    };
-                    m.connection_refused(kind, reason);
-                }
+                // The Expressway-C name check fails with this certificate error (tls.rs).
+                let reason = if why.contains("ApplicationVerificationFailure") {
+                    Refusal::MraName
+                } else {
+                    Refusal::Tls
+                };
+                m.connection_refused(kind, reason);
                 tracing::info!("{}: handshake with {peer:?} failed: {why}", kind.as_str());
             } else if !session.tls_connection().is_some_and(|c| c.is_handshaking()) {
                 handshaking = false;

@@ -42,11 +42,21 @@ const CALM_LAG: Duration = Duration::from_millis(50);
 /// Longest wait for in-flight answers when stopping.
 const DRAIN: Duration = Duration::from_secs(3);
 
-/// Milliseconds since the epoch (the registrar's clock; `Date` headers use it).
+/// Milliseconds since the epoch, as the registrar sees them (`Date` headers, binding expiry,
+/// connection deadlines): the wall clock read once, then advanced by the monotonic clock, so
+/// a wall-clock step (NTP, a resumed VM) neither closes every connection at once nor stops
+/// the timeouts. Restarting picks up the wall clock again.
 pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    use std::sync::OnceLock;
+    use std::time::Instant;
+    static ANCHOR: OnceLock<(Instant, u64)> = OnceLock::new();
+    let (at, wall) = ANCHOR.get_or_init(|| {
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        (Instant::now(), wall)
+    });
+    wall + at.elapsed().as_millis() as u64
 }
 
 /// Why the server did not start.
@@ -173,10 +183,21 @@ pub struct Server {
     pub admin: Option<SocketAddr>,
 }
 
-/// How many executors: `cores`, or every online core when 0.
-fn core_count(cfg: &Config) -> usize {
+/// The CPUs this process may run on (its affinity mask: taskset, a cgroup cpuset).
+fn allowed_cpus() -> Vec<usize> {
+    use nix::sched::{sched_getaffinity, CpuSet};
+    match sched_getaffinity(nix::unistd::Pid::from_raw(0)) {
+        Ok(set) => (0..CpuSet::count())
+            .filter(|&c| set.is_set(c).unwrap_or(false))
+            .collect(),
+        Err(_) => (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect(),
+    }
+}
+
+/// How many executors: `cores`, or every CPU the process may use when 0.
+fn core_count(cfg: &Config, allowed: &[usize]) -> usize {
     match cfg.registrar.cores {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        0 => allowed.len().max(1),
         n => n as usize,
     }
 }
@@ -207,7 +228,8 @@ impl Server {
     pub fn start(cfg: Config) -> Result<Server, StartError> {
         let reloadable = Reloadable::load(&cfg).map_err(StartError::Config)?;
         raise_nofile(&cfg)?;
-        let cores = core_count(&cfg);
+        let allowed = allowed_cpus();
+        let cores = core_count(&cfg, &allowed);
         let shared = Arc::new(Shared {
             open: cfg.listeners.iter().map(|_| AtomicUsize::new(0)).collect(),
             metrics: Arc::new(Metrics::new(cores)),
@@ -222,17 +244,21 @@ impl Server {
             cores,
             cfg,
         });
-        let online = std::thread::available_parallelism().map_or(1, |n| n.get());
         let mut executors = Vec::with_capacity(cores);
         // Core 0 binds first so that port 0 resolves once; the others bind the same ports.
         let mut addrs: Vec<SocketAddr> = shared.cfg.listeners.iter().map(|l| l.addr).collect();
         let mut local = Vec::new();
         let mut admin = None;
         for index in 0..cores {
-            let (tx, rx) = mpsc::channel::<Result<Vec<SocketAddr>, String>>();
+            let (tx, rx) = mpsc::channel::<Result<Vec<SocketAddr>, ConfigError>>();
             let s = shared.clone();
             let bind_to = addrs.clone();
-            let handle = LocalExecutorBuilder::new(Placement::Fixed(index % online))
+            // Executor i on the i-th allowed CPU (wrapping when there are more cores than CPUs).
+            let cpu = allowed
+                .get(index % allowed.len().max(1))
+                .copied()
+                .unwrap_or(0);
+            let handle = LocalExecutorBuilder::new(Placement::Fixed(cpu))
                 .name(&format!("regstorm-{index}"))
                 .io_memory(IO_MEMORY)
                 .ring_depth(RING_DEPTH)
@@ -260,7 +286,8 @@ impl Server {
                     for h in executors {
                         let _ = h.join();
                     }
-                    return Err(StartError::Runtime(e));
+                    // An address that cannot be bound is the configuration's fault (exit 2).
+                    return Err(StartError::Config(e));
                 }
                 Err(_) => {
                     // The executor never ran: its error (io_uring, memlock) is in the join.
@@ -363,7 +390,7 @@ async fn run_core(
     index: usize,
     shared: Arc<Shared>,
     addrs: Vec<SocketAddr>,
-    ready: mpsc::Sender<Result<Vec<SocketAddr>, String>>,
+    ready: mpsc::Sender<Result<Vec<SocketAddr>, ConfigError>>,
 ) {
     shared.running.fetch_add(1, Ordering::AcqRel);
     let _running = Running(shared.clone());
@@ -399,11 +426,10 @@ async fn run_core(
     let mut tcp = Vec::new();
     let mut udp = Vec::new();
     for (li, (l, addr)) in cfg.listeners.iter().zip(&addrs).enumerate() {
-        let what = |e: &dyn std::fmt::Display| {
-            format!(
-                "{}: listener[{li}].addr: cannot bind {addr}: {e}",
-                cfg.file.display()
-            )
+        let what = |e: &dyn std::fmt::Display| ConfigError {
+            file: cfg.file.display().to_string(),
+            key: format!("listener[{li}].addr"),
+            reason: format!("cannot bind {addr}: {e}"),
         };
         if l.kind == ListenerKind::Udp {
             match UdpSocket::bind(addr) {
@@ -439,10 +465,11 @@ async fn run_core(
                     glommio::spawn_local(admin::serve(core.clone(), l)).detach();
                 }
                 Err(e) => {
-                    let _ = ready.send(Err(format!(
-                        "{}: admin.addr: cannot bind {addr}: {e}",
-                        cfg.file.display()
-                    )));
+                    let _ = ready.send(Err(ConfigError {
+                        file: cfg.file.display().to_string(),
+                        key: "admin.addr".into(),
+                        reason: format!("cannot bind {addr}: {e}"),
+                    }));
                     return;
                 }
             }
@@ -456,6 +483,29 @@ async fn run_core(
     }
     bound.extend(admin_bound);
     let _ = ready.send(Ok(bound));
+    if index == 0 {
+        // Expired bindings go once a second (lookups drop them too), from a task queue that
+        // yields to connections: a burst of expiries never delays answers. One core is enough.
+        let low = glommio::executor().create_task_queue(
+            glommio::Shares::Static(10),
+            glommio::Latency::NotImportant,
+            "purge",
+        );
+        let c = core.clone();
+        let _ = glommio::spawn_local_into(
+            async move {
+                while !c.stopping.get() {
+                    glommio::timer::sleep(Duration::from_secs(1)).await;
+                    let purged = c.shared.bindings.purge(now_ms() / 1000);
+                    if purged > 0 {
+                        tracing::debug!("{purged} bindings expired");
+                    }
+                }
+            },
+            low,
+        )
+        .map(|t| t.detach());
+    }
     control(core).await;
 }
 
@@ -463,12 +513,10 @@ async fn run_core(
 async fn control(core: Rc<Core>) {
     let shared = core.shared.clone();
     let mut applied = 0;
-    let mut ticks: u64 = 0;
     let mut calm_ticks = 0;
     loop {
         let slept = std::time::Instant::now();
         glommio::timer::sleep(TICK).await;
-        ticks += 1;
         let lag = slept.elapsed().saturating_sub(TICK);
         {
             let mut reg = core.registrar.borrow_mut();
@@ -519,13 +567,6 @@ async fn control(core: Rc<Core>) {
             m.set_token_cache_entries(entries);
         }
         conn::sweep(&core, now_ms());
-        // Expired bindings go once a second (lookups drop them too); one core is enough.
-        if core.index == 0 && ticks % 2 == 0 {
-            let purged = shared.bindings.purge(now_ms() / 1000);
-            if purged > 0 {
-                tracing::debug!("{purged} bindings expired");
-            }
-        }
     }
     // Stop: no new connections or datagrams are taken; answers being written get a moment.
     core.stopping.set(true);
