@@ -1,3 +1,5 @@
-//! The load engine. So far: what a Jabber client sends (the seed's REGISTER and body).
+//! The load engine. So far: what a Jabber client sends (the seed's REGISTER and body) and the
+//! sans-IO device that decides when it sends what.
 
+pub mod device;
 pub mod jabber;

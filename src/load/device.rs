@@ -1,0 +1,282 @@
+//! One simulated Jabber device, sans-IO: when it sends which REGISTER, and what each answer
+//! means for the next one. Driven by `now` in milliseconds; the engine owns sockets, tokens
+//! and the clock, and asks [`Device::poll`] what the device wants.
+//!
+//! The flow is the seed's: a first REGISTER without credentials (when `challenge_first`), 407,
+//! the same with `Proxy-Authorization: Bearer token="..."`, 200 OK; then a re-REGISTER after
+//! `min(reregister, 0.9 x granted Expires)`, a fresh token once the held one has lived 75 % of
+//! its lifetime (a token the registrar has never seen: the refresh churn), a fresh token and
+//! an immediate retry after `407 invalid_token`, a wait of Retry-After after a 403 or 503 that
+//! carries one (as Jabber does after the port-mismatch 403), parking after a 403 without it,
+//! and reconnection with a jittered exponential backoff when the connection is lost.
+//!
+//! Latency is measured from the intended send time, not from when the engine got round to
+//! sending: a device due at `t` that goes out late still counts from `t`, so a stalled
+//! registrar (or engine) shows in the tail instead of being hidden (coordinated omission).
+
+/// The schedule a device follows (from the load profile).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timing {
+    /// Re-REGISTER period in ms; 0: at once after each 200 (the ceiling).
+    pub reregister_ms: u64,
+    /// Access-token lifetime in seconds; a new one is taken at 75 % of it.
+    pub token_ttl_s: u64,
+    /// The first REGISTER carries no token (and gets 407), as Jabber's does.
+    pub challenge_first: bool,
+    /// No final answer by then: a timeout (RFC 3261 Timer F, 32 s).
+    pub timeout_ms: u64,
+    /// First reconnect wait; doubles per failure up to `backoff_max_ms`, jittered.
+    pub backoff_min_ms: u64,
+    pub backoff_max_ms: u64,
+}
+
+impl Default for Timing {
+    /// Unified CM's values: 120 s re-registration, 60-minute tokens, Timer F.
+    fn default() -> Self {
+        Timing {
+            reregister_ms: 120_000,
+            token_ttl_s: 3600,
+            challenge_first: true,
+            timeout_ms: 32_000,
+            backoff_min_ms: 1_000,
+            backoff_max_ms: 60_000,
+        }
+    }
+}
+
+/// One REGISTER to send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Request {
+    pub cseq: u32,
+    /// Carry the held token (else no credentials).
+    pub with_token: bool,
+    /// When it should have gone out (ms): latency counts from here.
+    pub intended_ms: u64,
+}
+
+/// What the device wants from the engine now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Want {
+    /// Nothing before `at` (ms).
+    Wait { at: u64 },
+    /// A connection: report [`Device::connected`] or [`Device::disconnected`].
+    Connect,
+    /// A fresh token: report [`Device::token_minted`], then poll again.
+    Token,
+    /// Send this REGISTER, then report its answer with [`Device::answered`].
+    Send(Request),
+    /// The REGISTER in flight got no answer in time; it is over (the device waits, then
+    /// tries again). `latency_us` is from its intended time.
+    TimedOut { latency_us: u64 },
+    /// Parked after a 403 without Retry-After: nothing more, ever.
+    Parked,
+}
+
+/// What the engine read from a final response.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Answer {
+    pub status: u16,
+    pub retry_after_s: Option<u32>,
+    /// The granted `Expires` of a 200.
+    pub expires_s: Option<u32>,
+    /// The challenge said `error="invalid_token"`.
+    pub invalid_token: bool,
+}
+
+/// A finished transaction, for the engine's statistics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Done {
+    pub status: u16,
+    /// From the intended send time to the answer.
+    pub latency_us: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Disconnected,
+    Ready,
+    InFlight { intended_ms: u64, sent_ms: u64 },
+    Parked,
+}
+
+/// One device's state.
+#[derive(Clone, Debug)]
+pub struct Device {
+    timing: Timing,
+    state: State,
+    /// When the next REGISTER (or reconnect) is due.
+    next_ms: u64,
+    cseq: u32,
+    /// When the held token was minted; `None`: no token held.
+    token_ms: Option<u64>,
+    /// The next REGISTER carries the token (after the first challenge, or from the start).
+    use_token: bool,
+    /// Consecutive connection losses, for the backoff.
+    losses: u32,
+    rng: u64,
+}
+
+impl Device {
+    /// A device that starts (connects) at `start_ms`; `seed` makes its jitter reproducible.
+    pub fn new(timing: Timing, start_ms: u64, seed: u64) -> Self {
+        Device {
+            timing,
+            state: State::Disconnected,
+            next_ms: start_ms,
+            cseq: 0,
+            token_ms: None,
+            use_token: !timing.challenge_first,
+            losses: 0,
+            rng: seed ^ 0x9e37_79b9_7f4a_7c15,
+        }
+    }
+
+    /// The CSeq of the last REGISTER sent (a stable Call-ID, growing CSeq).
+    pub fn cseq(&self) -> u32 {
+        self.cseq
+    }
+
+    pub fn is_parked(&self) -> bool {
+        self.state == State::Parked
+    }
+
+    /// Whether a REGISTER is waiting for its answer.
+    pub fn in_flight(&self) -> bool {
+        matches!(self.state, State::InFlight { .. })
+    }
+
+    fn token_fresh(&self, now_ms: u64) -> bool {
+        // Taken anew at 75 % of the lifetime.
+        let refresh_after = self.timing.token_ttl_s * 750;
+        self.token_ms
+            .is_some_and(|t| now_ms.saturating_sub(t) < refresh_after)
+    }
+
+    /// What the device wants at `now_ms`.
+    pub fn poll(&mut self, now_ms: u64) -> Want {
+        match self.state {
+            State::Parked => Want::Parked,
+            State::Disconnected if now_ms < self.next_ms => Want::Wait { at: self.next_ms },
+            State::Disconnected => Want::Connect,
+            State::InFlight {
+                intended_ms,
+                sent_ms,
+            } => {
+                let deadline = sent_ms + self.timing.timeout_ms;
+                if now_ms < deadline {
+                    return Want::Wait { at: deadline };
+                }
+                self.state = State::Ready;
+                self.next_ms = now_ms + self.backoff();
+                Want::TimedOut {
+                    latency_us: now_ms.saturating_sub(intended_ms) * 1000,
+                }
+            }
+            State::Ready if now_ms < self.next_ms => Want::Wait { at: self.next_ms },
+            State::Ready => {
+                if self.use_token && !self.token_fresh(now_ms) {
+                    return Want::Token;
+                }
+                self.cseq += 1;
+                let intended_ms = self.next_ms;
+                self.state = State::InFlight {
+                    intended_ms,
+                    sent_ms: now_ms,
+                };
+                Want::Send(Request {
+                    cseq: self.cseq,
+                    with_token: self.use_token,
+                    intended_ms,
+                })
+            }
+        }
+    }
+
+    /// A fresh token is held from `now_ms` on.
+    pub fn token_minted(&mut self, now_ms: u64) {
+        self.token_ms = Some(now_ms);
+    }
+
+    /// The connection is up: the next REGISTER goes now, or when it was due if later.
+    pub fn connected(&mut self, now_ms: u64) {
+        if self.state == State::Disconnected {
+            self.state = State::Ready;
+            self.next_ms = self.next_ms.max(now_ms);
+        }
+    }
+
+    /// The connection failed or was lost. A REGISTER in flight is over (returned, with the
+    /// status 0); the device reconnects after a jittered, growing backoff and registers again
+    /// with the token it holds.
+    pub fn disconnected(&mut self, now_ms: u64) -> Option<Done> {
+        let lost = match self.state {
+            State::InFlight { intended_ms, .. } => Some(Done {
+                status: 0,
+                latency_us: now_ms.saturating_sub(intended_ms) * 1000,
+            }),
+            _ => None,
+        };
+        if self.state != State::Parked {
+            self.state = State::Disconnected;
+            self.losses = self.losses.saturating_add(1);
+            self.next_ms = now_ms + self.backoff();
+        }
+        lost
+    }
+
+    /// The final answer to the REGISTER in flight arrived at `now_ms`.
+    pub fn answered(&mut self, now_ms: u64, a: &Answer) -> Option<Done> {
+        let State::InFlight { intended_ms, .. } = self.state else {
+            return None;
+        };
+        let done = Done {
+            status: a.status,
+            latency_us: now_ms.saturating_sub(intended_ms) * 1000,
+        };
+        self.state = State::Ready;
+        match (a.status, a.retry_after_s) {
+            (401 | 407, _) => {
+                // Challenged: send again at once, with a token (a fresh one if it was refused).
+                if a.invalid_token || self.use_token {
+                    self.token_ms = None;
+                }
+                self.use_token = true;
+                self.next_ms = now_ms;
+            }
+            (200..=299, _) => {
+                self.losses = 0;
+                let granted_ms = a.expires_s.map_or(u64::MAX, |e| u64::from(e) * 900);
+                self.next_ms = now_ms + self.timing.reregister_ms.min(granted_ms);
+            }
+            (403 | 503, Some(s)) => self.next_ms = now_ms + u64::from(s) * 1000,
+            (403, None) => self.state = State::Parked,
+            // Anything else (423, 500, a 503 without Retry-After, ...): try again on the
+            // normal schedule, never faster than once a second.
+            _ => self.next_ms = now_ms + self.timing.reregister_ms.max(1000),
+        }
+        Some(done)
+    }
+
+    /// The reconnect (or retry) wait: min * 2^(losses-1), capped, uniformly jittered over its
+    /// upper half, so devices that dropped together do not all come back together.
+    fn backoff(&mut self) -> u64 {
+        let exp = self.losses.saturating_sub(1).min(20);
+        let full = self
+            .timing
+            .backoff_min_ms
+            .saturating_mul(1 << exp)
+            .min(self.timing.backoff_max_ms)
+            .max(1);
+        let half = full / 2;
+        half + self.next_random() % (full - half + 1)
+    }
+
+    fn next_random(&mut self) -> u64 {
+        // splitmix64
+        self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
