@@ -4,3 +4,4 @@
 pub mod device;
 pub mod jabber;
 pub mod profile;
+pub mod schedule;

@@ -1,0 +1,159 @@
+//! Who sends when, sans-IO: device identities (stable per device, reproducible from the seed),
+//! start times spread over the ramp, and the open-loop schedule (intended send times at a
+//! fixed rate, each turn going to the next idle device).
+
+use super::device::Device;
+use super::profile::Profile;
+use std::fmt::Write as _;
+
+/// What stays the same for a device through a run: its user, Call-ID, tags, UUIDs, name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    pub user: String,
+    pub call_id: String,
+    pub from_tag: String,
+    /// The Contact's user part (Jabber uses a UUID).
+    pub contact_user: String,
+    /// `<urn:uuid:...>`.
+    pub instance: String,
+    /// Cisco device name, e.g. `CSF1000000`.
+    pub device: String,
+}
+
+fn splitmix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+fn uuid(a: u64, b: u64) -> String {
+    let mut s = String::with_capacity(36);
+    let _ = write!(
+        s,
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0xffff,
+        b >> 48,
+        b & 0xffff_ffff_ffff
+    );
+    s
+}
+
+impl Identity {
+    /// Device number `index` (0-based) of a run with `seed`.
+    pub fn new(user_start: u64, index: u64, seed: u64) -> Identity {
+        let user = user_start + index;
+        let r = |k: u64| splitmix(seed ^ splitmix(user ^ (k << 56)));
+        Identity {
+            user: user.to_string(),
+            call_id: format!(
+                "{:08x}-{:08x}-{:08x}@10.0.0.1",
+                r(1) as u32,
+                r(2) as u32,
+                user as u32
+            ),
+            from_tag: format!("{:016x}", r(3)),
+            contact_user: uuid(r(4), r(5)),
+            instance: format!("<urn:uuid:{}>", uuid(r(6), r(7))),
+            device: format!("CSF{user}"),
+        }
+    }
+}
+
+/// A new Via branch (RFC 3261 magic cookie + request-unique digits).
+pub fn branch(seed: u64, device: u64, cseq: u32) -> String {
+    format!(
+        "z9hG4bK{:016x}",
+        splitmix(seed ^ splitmix(device) ^ (u64::from(cseq) << 40))
+    )
+}
+
+/// When device `index` of `devices` starts: spread evenly over the ramp.
+pub fn start_ms(run_start_ms: u64, ramp_s: u64, devices: u64, index: u64) -> u64 {
+    if devices <= 1 {
+        return run_start_ms;
+    }
+    run_start_ms + ramp_s * 1000 * index / devices
+}
+
+/// The open-loop schedule: turn `k` is intended at `start + k / rate`; a turn goes to the next
+/// device (round robin) that is connected and has nothing in flight. A turn that finds every
+/// device busy is missed: it still counts as offered, and the engine reports it.
+#[derive(Clone, Debug)]
+pub struct OpenLoop {
+    start_ms: u64,
+    /// Turns per millisecond.
+    rate_per_ms: f64,
+    next_turn: u64,
+    cursor: usize,
+}
+
+/// A turn due now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Turn {
+    /// Device `index` sends, with this intended time.
+    Send { index: usize, intended_ms: u64 },
+    /// No idle device for the turn intended at this time.
+    Missed { intended_ms: u64 },
+}
+
+impl OpenLoop {
+    pub fn new(start_ms: u64, rate_per_s: f64) -> Self {
+        OpenLoop {
+            start_ms,
+            rate_per_ms: rate_per_s / 1000.0,
+            next_turn: 0,
+            cursor: 0,
+        }
+    }
+
+    /// The intended time of the next turn.
+    pub fn next_at(&self) -> u64 {
+        self.start_ms + (self.next_turn as f64 / self.rate_per_ms) as u64
+    }
+
+    /// Turns offered so far.
+    pub fn offered(&self) -> u64 {
+        self.next_turn
+    }
+
+    /// The next turn if it is due at `now_ms`; `idle(i)` says whether device `i` can send.
+    pub fn next(
+        &mut self,
+        now_ms: u64,
+        devices: usize,
+        mut idle: impl FnMut(usize) -> bool,
+    ) -> Option<Turn> {
+        let intended_ms = self.next_at();
+        if now_ms < intended_ms || devices == 0 {
+            return None;
+        }
+        self.next_turn += 1;
+        for step in 0..devices {
+            let i = (self.cursor + step) % devices;
+            if idle(i) {
+                self.cursor = (i + 1) % devices;
+                return Some(Turn::Send {
+                    index: i,
+                    intended_ms,
+                });
+            }
+        }
+        Some(Turn::Missed { intended_ms })
+    }
+}
+
+/// Devices for a profile, each starting at its place in the ramp.
+pub fn devices(p: &Profile, run_start_ms: u64) -> Vec<Device> {
+    (0..p.devices)
+        .map(|i| {
+            Device::new(
+                p.timing(),
+                start_ms(run_start_ms, p.ramp_s, p.devices, i),
+                splitmix(p.seed ^ i),
+            )
+        })
+        .collect()
+}

@@ -1,0 +1,113 @@
+//! Device identities, ramp start times and the open-loop schedule, with a fake clock.
+
+use regstorm::load::profile::Profile;
+use regstorm::load::schedule::{branch, devices, start_ms, Identity, OpenLoop, Turn};
+use std::collections::HashSet;
+
+#[test]
+fn identities_are_stable_distinct_and_reproducible() {
+    let a = Identity::new(1_000_000, 7, 1);
+    assert_eq!(a, Identity::new(1_000_000, 7, 1), "same seed, same device");
+    assert_eq!(a.user, "1000007");
+    assert_eq!(a.device, "CSF1000007");
+    assert!(a.instance.starts_with("<urn:uuid:") && a.instance.ends_with('>'));
+    assert_eq!(a.instance.len(), "<urn:uuid:>".len() + 36);
+    assert_eq!(a.contact_user.len(), 36);
+    let b = Identity::new(1_000_000, 7, 2);
+    assert_ne!(a.call_id, b.call_id, "another seed, other random parts");
+    let ids: HashSet<String> = (0..10_000)
+        .map(|i| Identity::new(1_000_000, i, 1).call_id)
+        .collect();
+    assert_eq!(ids.len(), 10_000);
+    let instances: HashSet<String> = (0..10_000)
+        .map(|i| Identity::new(1_000_000, i, 1).instance)
+        .collect();
+    assert_eq!(instances.len(), 10_000);
+}
+
+#[test]
+fn every_request_gets_a_new_branch_with_the_magic_cookie() {
+    let branches: HashSet<String> = (0..100)
+        .flat_map(|d| (1..50).map(move |c| branch(1, d, c)))
+        .collect();
+    assert_eq!(branches.len(), 100 * 49);
+    assert!(branches.iter().all(|b| b.starts_with("z9hG4bK")));
+}
+
+#[test]
+fn devices_start_spread_over_the_ramp() {
+    assert_eq!(start_ms(5_000, 10, 1000, 0), 5_000);
+    assert_eq!(start_ms(5_000, 10, 1000, 500), 10_000);
+    assert_eq!(start_ms(5_000, 10, 1000, 999), 14_990);
+    assert_eq!(
+        start_ms(5_000, 0, 1000, 999),
+        5_000,
+        "no ramp: all at once (storm)"
+    );
+    let p = Profile::find("ci").unwrap();
+    let ds = devices(&p, 0);
+    assert_eq!(ds.len() as u64, p.devices);
+}
+
+#[test]
+fn open_loop_offers_the_rate_from_intended_times() {
+    let mut s = OpenLoop::new(1_000, 100.0); // one turn every 10 ms
+    let mut sent = Vec::new();
+    for now in 1_000..2_000 {
+        while let Some(t) = s.next(now, 4, |_| true) {
+            sent.push(t);
+        }
+    }
+    assert_eq!(s.offered(), 100);
+    assert_eq!(
+        sent[..3],
+        [
+            Turn::Send {
+                index: 0,
+                intended_ms: 1_000
+            },
+            Turn::Send {
+                index: 1,
+                intended_ms: 1_010
+            },
+            Turn::Send {
+                index: 2,
+                intended_ms: 1_020
+            },
+        ]
+    );
+}
+
+#[test]
+fn a_late_engine_keeps_the_intended_times_and_busy_devices_are_skipped() {
+    let mut s = OpenLoop::new(0, 1000.0); // one turn per ms
+                                          // The engine wakes up 5 ms late: five turns are due, each with its own intended time.
+    let mut turns = Vec::new();
+    while let Some(t) = s.next(5, 3, |i| i != 1) {
+        turns.push(t);
+    }
+    assert_eq!(turns.len(), 6, "turns 0..=5 are due at 5 ms");
+    let intended: Vec<u64> = turns
+        .iter()
+        .map(|t| match t {
+            Turn::Send { intended_ms, .. } | Turn::Missed { intended_ms } => *intended_ms,
+        })
+        .collect();
+    assert_eq!(intended, [0, 1, 2, 3, 4, 5]);
+    // Device 1 is busy: the turns alternate between 0 and 2.
+    let who: Vec<usize> = turns
+        .iter()
+        .filter_map(|t| match t {
+            Turn::Send { index, .. } => Some(*index),
+            Turn::Missed { .. } => None,
+        })
+        .collect();
+    assert_eq!(who, [0, 2, 0, 2, 0, 2]);
+    // Nobody idle: the turn is missed, and still offered.
+    let before = s.offered();
+    assert_eq!(
+        s.next(6, 3, |_| false),
+        Some(Turn::Missed { intended_ms: 6 })
+    );
+    assert_eq!(s.offered(), before + 1);
+}
