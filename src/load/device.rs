@@ -192,6 +192,45 @@ impl Device {
         }
     }
 
+    /// When the device is next due on its own (a reconnect, a re-REGISTER, a timeout check).
+    pub fn next_due(&self) -> u64 {
+        match self.state {
+            State::InFlight { sent_ms, .. } => sent_ms + self.timing.timeout_ms,
+            State::Parked => u64::MAX,
+            _ => self.next_ms,
+        }
+    }
+
+    /// Open loop: an offered turn with this intended time goes to this (idle) device; it sends
+    /// now whatever its own schedule says (a token first when it needs one).
+    pub fn poll_turn(&mut self, now_ms: u64, intended_ms: u64) -> Want {
+        if self.state == State::Ready {
+            self.next_ms = intended_ms.min(now_ms);
+        }
+        let want = self.poll(now_ms);
+        if let Want::Send(mut r) = want {
+            r.intended_ms = intended_ms;
+            if let State::InFlight {
+                intended_ms: ref mut i,
+                ..
+            } = self.state
+            {
+                *i = intended_ms;
+            }
+            return Want::Send(r);
+        }
+        want
+    }
+
+    /// Open loop, between turns: the device connects, times out and waits on its own, but an
+    /// idle one sends only when given a turn.
+    pub fn poll_between_turns(&mut self, now_ms: u64) -> Want {
+        match self.state {
+            State::Ready => Want::Wait { at: u64::MAX },
+            _ => self.poll(now_ms),
+        }
+    }
+
     /// A fresh token is held from `now_ms` on.
     pub fn token_minted(&mut self, now_ms: u64) {
         self.token_ms = Some(now_ms);

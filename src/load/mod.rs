@@ -2,6 +2,7 @@
 //! sans-IO device that decides when it sends what.
 
 pub mod device;
+pub mod engine;
 pub mod jabber;
 pub mod profile;
 pub mod schedule;

@@ -1,0 +1,667 @@
+//! One core's share of a load run, sans-IO: its devices, the connections they share, the
+//! REGISTERs they send and the answers they get, and the statistics. The runtime (`rt::load`)
+//! opens sockets when asked, moves bytes in and out of [`Engine`] and calls
+//! [`Engine::run_due`] when the next device is due; time comes in as `now` (ms).
+
+use super::device::{Answer, Device, Want};
+use super::jabber::{cisco_body, Register};
+use super::profile::{Body, Profile};
+use super::schedule::{branch, start_ms, Identity, OpenLoop, Turn};
+use crate::auth::{Signer, TokenClaims};
+use crate::sip::{self, Frame, Framer, HeaderName, StartLine, EMPTY_HEADER};
+use hdrhistogram::Histogram;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::io::{Read, Write};
+use std::sync::Arc;
+
+/// Longest latency recorded exactly (µs); longer ones are clamped to it.
+pub const MAX_LATENCY_US: u64 = 120_000_000;
+
+/// How the engine talks to the registrar.
+#[derive(Clone, Debug)]
+pub enum Transport {
+    /// TLS (or mutual TLS when the config carries a client certificate).
+    Tls {
+        config: Arc<rustls::ClientConfig>,
+        server_name: rustls::pki_types::ServerName<'static>,
+    },
+    /// Plaintext TCP (lab listeners).
+    Tcp,
+}
+
+/// Counters and latencies of one core (merged across cores for the results).
+#[derive(Clone, Debug)]
+pub struct Stats {
+    /// Every completed transaction (a 407 is one), µs from its intended send time.
+    pub latency: Histogram<u64>,
+    /// Final responses by status.
+    pub responses: BTreeMap<u16, u64>,
+    /// REGISTERs sent.
+    pub sent: u64,
+    /// Transactions lost with their connection, and connections that failed.
+    pub errors: u64,
+    pub timeouts: u64,
+    pub tls_handshakes: u64,
+    pub tokens_minted: u64,
+    /// Thread CPU spent minting tokens (ns, measured around each signature).
+    pub mint_ns: u64,
+    /// Open-loop turns that found no idle device.
+    pub missed_turns: u64,
+    /// Per second of the run: REGISTERs sent, answers, and their latencies.
+    pub timeline: Vec<Second>,
+    /// The largest delay between a device being due and the engine getting to it (ms).
+    pub lag_ms_max: u64,
+}
+
+/// One second of the run.
+#[derive(Clone, Debug)]
+pub struct Second {
+    pub offered: u64,
+    pub completed: u64,
+    pub latency: Histogram<u64>,
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("valid histogram bounds")
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            latency: histogram(),
+            responses: BTreeMap::new(),
+            sent: 0,
+            errors: 0,
+            timeouts: 0,
+            tls_handshakes: 0,
+            tokens_minted: 0,
+            mint_ns: 0,
+            missed_turns: 0,
+            timeline: Vec::new(),
+            lag_ms_max: 0,
+        }
+    }
+}
+
+impl Stats {
+    fn second(&mut self, run_start_ms: u64, now_ms: u64) -> &mut Second {
+        let i = (now_ms.saturating_sub(run_start_ms) / 1000) as usize;
+        while self.timeline.len() <= i {
+            self.timeline.push(Second {
+                offered: 0,
+                completed: 0,
+                latency: histogram(),
+            });
+        }
+        &mut self.timeline[i]
+    }
+
+    fn completed(&mut self, run_start_ms: u64, now_ms: u64, status: u16, latency_us: u64) {
+        let us = latency_us.clamp(1, MAX_LATENCY_US);
+        self.latency.saturating_record(us);
+        *self.responses.entry(status).or_default() += 1;
+        let s = self.second(run_start_ms, now_ms);
+        s.completed += 1;
+        s.latency.saturating_record(us);
+    }
+
+    /// Adds another core's statistics.
+    pub fn merge(&mut self, o: &Stats) {
+        let _ = self.latency.add(&o.latency);
+        for (k, v) in &o.responses {
+            *self.responses.entry(*k).or_default() += v;
+        }
+        self.sent += o.sent;
+        self.errors += o.errors;
+        self.timeouts += o.timeouts;
+        self.tls_handshakes += o.tls_handshakes;
+        self.tokens_minted += o.tokens_minted;
+        self.mint_ns += o.mint_ns;
+        self.missed_turns += o.missed_turns;
+        self.lag_ms_max = self.lag_ms_max.max(o.lag_ms_max);
+        for (i, s) in o.timeline.iter().enumerate() {
+            if self.timeline.len() <= i {
+                self.timeline.push(Second {
+                    offered: 0,
+                    completed: 0,
+                    latency: histogram(),
+                });
+            }
+            let t = &mut self.timeline[i];
+            t.offered += s.offered;
+            t.completed += s.completed;
+            let _ = t.latency.add(&s.latency);
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum LinkState {
+    /// Not connected, nobody asked.
+    Idle,
+    /// A device asked; the runtime has not picked it up yet.
+    Wanted,
+    /// The runtime is connecting.
+    Connecting,
+    Up,
+}
+
+/// One connection the devices share.
+struct Link {
+    state: LinkState,
+    tls: Option<Box<rustls::ClientConnection>>,
+    handshaking: bool,
+    framer: Framer,
+    /// Plaintext received, not yet framed.
+    inbuf: Vec<u8>,
+    /// REGISTERs written, not yet handed to TLS or the socket.
+    plain: Vec<u8>,
+    /// Bytes for the socket.
+    wire: Vec<u8>,
+    /// The devices on this connection (indices into `devices`).
+    devices: Vec<usize>,
+    /// The Via/Contact address (the socket's local address once connected).
+    local: String,
+    /// Already listed in `Engine::ready`.
+    flagged: bool,
+}
+
+struct Dev {
+    device: Device,
+    id: Identity,
+    link: usize,
+    token: Option<String>,
+    /// The global device number (for the branch).
+    number: u64,
+    /// When this device is queued in `due` (u64::MAX: not queued).
+    queued_at: u64,
+}
+
+/// One core's engine.
+pub struct Engine {
+    profile: Profile,
+    transport: Transport,
+    signer: Signer,
+    run_start_ms: u64,
+    devices: Vec<Dev>,
+    links: Vec<Link>,
+    by_call_id: HashMap<String, usize>,
+    due: BinaryHeap<Reverse<(u64, usize)>>,
+    open_loop: Option<OpenLoop>,
+    /// Links with bytes for the socket, for the runtime.
+    ready: Vec<usize>,
+    /// Links to connect, for the runtime.
+    connect: Vec<usize>,
+    body: Vec<u8>,
+    scratch: Vec<u8>,
+    stats: Stats,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("devices", &self.devices.len())
+            .field("links", &self.links.len())
+            .finish()
+    }
+}
+
+/// What a response said, read off the wire.
+fn read_answer(msg: &sip::Message<'_, '_>) -> Option<(u16, Answer)> {
+    let StartLine::Response { code, .. } = msg.start else {
+        return None;
+    };
+    let retry_after_s = msg.header(HeaderName::RetryAfter).and_then(|v| {
+        let digits: &[u8] = &v[..v
+            .iter()
+            .position(|b| !b.is_ascii_digit())
+            .unwrap_or(v.len())];
+        std::str::from_utf8(digits).ok()?.parse().ok()
+    });
+    let challenge = msg
+        .header(HeaderName::ProxyAuthenticate)
+        .or_else(|| msg.header(HeaderName::WwwAuthenticate));
+    let invalid_token =
+        challenge.is_some_and(|c| memchr::memmem::find(c, b"invalid_token").is_some());
+    Some((
+        code,
+        Answer {
+            status: code,
+            retry_after_s,
+            expires_s: msg.expires().ok().flatten(),
+            invalid_token,
+        },
+    ))
+}
+
+impl Engine {
+    /// The devices numbered `first..first + count` of the profile (this core's share), on
+    /// `links` connections of their own, starting at `run_start_ms`.
+    pub fn new(
+        profile: &Profile,
+        transport: Transport,
+        signer: Signer,
+        first: u64,
+        count: u64,
+        links: u64,
+        run_start_ms: u64,
+    ) -> Engine {
+        let links_n = links.clamp(1, count.max(1)) as usize;
+        let per_link = (count as usize).div_ceil(links_n).max(1);
+        let mut engine = Engine {
+            profile: profile.clone(),
+            transport,
+            signer,
+            run_start_ms,
+            devices: Vec::with_capacity(count as usize),
+            links: (0..links_n)
+                .map(|_| Link {
+                    state: LinkState::Idle,
+                    tls: None,
+                    handshaking: false,
+                    framer: Framer::new(sip::Limits::default()),
+                    inbuf: Vec::new(),
+                    plain: Vec::new(),
+                    wire: Vec::new(),
+                    devices: Vec::new(),
+                    local: "127.0.0.1:5062".to_string(),
+                    flagged: false,
+                })
+                .collect(),
+            by_call_id: HashMap::with_capacity(count as usize),
+            due: BinaryHeap::with_capacity(count as usize),
+            open_loop: (profile.rate > 0.0).then(|| OpenLoop::new(run_start_ms, 0.0)),
+            ready: Vec::new(),
+            connect: Vec::new(),
+            body: match profile.body {
+                Body::Cisco => cisco_body(),
+                Body::None => Vec::new(),
+            },
+            scratch: Vec::with_capacity(4096),
+            stats: Stats::default(),
+        };
+        let timing = profile.timing();
+        for k in 0..count {
+            let number = first + k;
+            let i = k as usize;
+            let link = i / per_link;
+            let id = Identity::new(profile.user_start, number, profile.seed);
+            let start = start_ms(run_start_ms, profile.ramp_s, profile.devices, number);
+            engine.by_call_id.insert(id.call_id.clone(), i);
+            engine.links[link].devices.push(i);
+            engine.devices.push(Dev {
+                device: Device::new(timing, start, profile.seed ^ number.wrapping_mul(0x9e37)),
+                id,
+                link,
+                token: None,
+                number,
+                queued_at: u64::MAX,
+            });
+            engine.queue(i, start);
+        }
+        engine
+    }
+
+    /// Sets this core's open-loop rate (its share of the profile's `rate`).
+    pub fn set_rate(&mut self, rate_per_s: f64) {
+        if self.profile.rate > 0.0 {
+            self.open_loop = Some(OpenLoop::new(self.run_start_ms, rate_per_s));
+        }
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Connections this engine holds.
+    pub fn links(&self) -> usize {
+        self.links.len()
+    }
+
+    fn queue(&mut self, i: usize, at: u64) {
+        let d = &mut self.devices[i];
+        if at < d.queued_at {
+            d.queued_at = at;
+            self.due.push(Reverse((at, i)));
+        }
+    }
+
+    /// When the engine next needs `run_due`.
+    pub fn next_wake(&self) -> Option<u64> {
+        let device = self.due.peek().map(|Reverse((t, _))| *t);
+        let turn = self.open_loop.as_ref().map(OpenLoop::next_at);
+        match (device, turn) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Links the runtime should connect (each once, until it reports up or down).
+    pub fn take_connects(&mut self) -> Vec<usize> {
+        std::mem::take(&mut self.connect)
+    }
+
+    /// Links with bytes for their socket.
+    pub fn take_ready(&mut self) -> Vec<usize> {
+        let ready = std::mem::take(&mut self.ready);
+        for &l in &ready {
+            self.links[l].flagged = false;
+        }
+        ready
+    }
+
+    fn flag(&mut self, l: usize) {
+        if !self.links[l].flagged {
+            self.links[l].flagged = true;
+            self.ready.push(l);
+        }
+    }
+
+    /// Polls every device that is due at `now_ms` (and, in open loop, hands out the turns).
+    pub fn run_due(&mut self, now_ms: u64) {
+        while let Some(&Reverse((at, i))) = self.due.peek() {
+            if at > now_ms {
+                break;
+            }
+            self.due.pop();
+            if self.devices[i].queued_at != at {
+                continue; // superseded by an earlier entry
+            }
+            self.devices[i].queued_at = u64::MAX;
+            self.stats.lag_ms_max = self.stats.lag_ms_max.max(now_ms - at);
+            self.poll_device(i, now_ms, None);
+        }
+        if let Some(mut ol) = self.open_loop.take() {
+            let n = self.devices.len();
+            while let Some(turn) = {
+                let devices = &self.devices;
+                let links = &self.links;
+                ol.next(now_ms, n, |i| {
+                    let d = &devices[i];
+                    links[d.link].state == LinkState::Up
+                        && !d.device.in_flight()
+                        && !d.device.is_parked()
+                })
+            } {
+                match turn {
+                    Turn::Send { index, intended_ms } => {
+                        self.poll_device(index, now_ms, Some(intended_ms));
+                    }
+                    Turn::Missed { .. } => {
+                        // Offered and not sent: it shows as offered minus completed.
+                        self.stats.missed_turns += 1;
+                        self.stats.second(self.run_start_ms, now_ms).offered += 1;
+                    }
+                }
+            }
+            self.open_loop = Some(ol);
+        }
+    }
+
+    /// Asks device `i` what it wants and does it. `turn`: an open-loop turn's intended time.
+    fn poll_device(&mut self, i: usize, now_ms: u64, turn: Option<u64>) {
+        for _ in 0..4 {
+            let want = match turn {
+                Some(at) => self.devices[i].device.poll_turn(now_ms, at),
+                None if self.open_loop.is_some() => {
+                    // Open loop: devices send on turns only; they still connect, mint and
+                    // time out on their own.
+                    self.devices[i].device.poll_between_turns(now_ms)
+                }
+                None => self.devices[i].device.poll(now_ms),
+            };
+            match want {
+                Want::Wait { at } => {
+                    if at != u64::MAX {
+                        self.queue(i, at);
+                    }
+                    return;
+                }
+                Want::Parked => return,
+                Want::Connect => {
+                    let l = self.devices[i].link;
+                    match self.links[l].state {
+                        LinkState::Idle => {
+                            self.links[l].state = LinkState::Wanted;
+                            self.connect.push(l);
+                        }
+                        LinkState::Up => self.devices[i].device.connected(now_ms),
+                        LinkState::Wanted | LinkState::Connecting => return,
+                    }
+                    if self.links[l].state != LinkState::Up {
+                        return;
+                    }
+                }
+                Want::Token => self.mint(i, now_ms),
+                Want::TimedOut { .. } => self.stats.timeouts += 1,
+                Want::Send(req) => {
+                    self.send(i, req.cseq, req.with_token, now_ms);
+                    // Checked again at its Timer F, should no answer come.
+                    let at = self.devices[i].device.next_due();
+                    self.queue(i, at);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn mint(&mut self, i: usize, now_ms: u64) {
+        let started = std::time::Instant::now();
+        let now_s = now_ms / 1000;
+        let d = &self.devices[i];
+        let token = self.signer.mint(&TokenClaims {
+            sub: &d.id.user,
+            exp: now_s + self.profile.token_ttl_s,
+            iat: now_s,
+            dev: Some(&d.id.device),
+            ..TokenClaims::default()
+        });
+        self.stats.mint_ns += started.elapsed().as_nanos() as u64;
+        self.stats.tokens_minted += 1;
+        let d = &mut self.devices[i];
+        d.token = Some(token);
+        d.device.token_minted(now_ms);
+    }
+
+    fn send(&mut self, i: usize, cseq: u32, with_token: bool, now_ms: u64) {
+        let d = &self.devices[i];
+        let l = d.link;
+        let b = branch(self.profile.seed, d.number, cseq);
+        let transport = match self.transport {
+            Transport::Tls { .. } => "TLS",
+            Transport::Tcp => "TCP",
+        };
+        let register = Register {
+            domain: &self.profile.domain,
+            user: &d.id.user,
+            local: &self.links[l].local,
+            transport,
+            branch: &b,
+            from_tag: &d.id.from_tag,
+            call_id: &d.id.call_id,
+            cseq,
+            contact_user: &d.id.contact_user,
+            instance: &d.id.instance,
+            device: &d.id.device,
+            expires: 3600,
+            token: if with_token { d.token.as_deref() } else { None },
+            date: "Mon, 30 Mar 2020 11:03:19 GMT",
+            body: self.profile.body == Body::Cisco,
+        };
+        self.scratch.clear();
+        register.write(&mut self.scratch, &self.body);
+        self.links[l].plain.extend_from_slice(&self.scratch);
+        self.stats.sent += 1;
+        self.stats.second(self.run_start_ms, now_ms).offered += 1;
+        self.pump_out(l);
+    }
+
+    /// Moves written REGISTERs through TLS into the link's wire buffer.
+    fn pump_out(&mut self, l: usize) {
+        let link = &mut self.links[l];
+        if link.state != LinkState::Up {
+            return;
+        }
+        match &mut link.tls {
+            Some(tls) => {
+                if !link.plain.is_empty() {
+                    let _ = tls.writer().write_all(&link.plain);
+                    link.plain.clear();
+                }
+                while tls.wants_write() {
+                    if tls.write_tls(&mut link.wire).is_err() {
+                        break;
+                    }
+                }
+            }
+            None => link.wire.append(&mut link.plain),
+        }
+        if !self.links[l].wire.is_empty() {
+            self.flag(l);
+        }
+    }
+
+    /// The runtime picked up a connect request.
+    pub fn connecting(&mut self, l: usize) {
+        self.links[l].state = LinkState::Connecting;
+    }
+
+    /// Link `l` is connected (`local`: the socket's local address, for Via and Contact).
+    pub fn link_up(&mut self, l: usize, local: &str, now_ms: u64) -> Result<(), String> {
+        let link = &mut self.links[l];
+        link.local = local.to_string();
+        link.framer = Framer::new(sip::Limits::default());
+        link.inbuf.clear();
+        link.plain.clear();
+        link.wire.clear();
+        if let Transport::Tls {
+            config,
+            server_name,
+        } = &self.transport
+        {
+            let mut c = rustls::ClientConnection::new(config.clone(), server_name.clone())
+                .map_err(|e| e.to_string())?;
+            c.set_buffer_limit(None);
+            link.tls = Some(Box::new(c));
+            link.handshaking = true;
+        }
+        link.state = LinkState::Up;
+        let devices = self.links[l].devices.clone();
+        for i in devices {
+            self.devices[i].device.connected(now_ms);
+            self.queue(i, now_ms);
+        }
+        self.pump_out(l);
+        Ok(())
+    }
+
+    /// Link `l` failed to connect or was lost: its devices lose what was in flight and back
+    /// off before reconnecting.
+    pub fn link_down(&mut self, l: usize, now_ms: u64) {
+        let link = &mut self.links[l];
+        link.state = LinkState::Idle;
+        link.tls = None;
+        link.handshaking = false;
+        let devices = self.links[l].devices.clone();
+        for i in devices {
+            if self.devices[i].device.disconnected(now_ms).is_some() {
+                // A REGISTER lost with its connection: a transport failure.
+                self.stats.errors += 1;
+            }
+            let at = self.devices[i].device.next_due();
+            self.queue(i, at);
+        }
+    }
+
+    /// Bytes for link `l`'s socket.
+    pub fn transmit(&mut self, l: usize, out: &mut Vec<u8>) {
+        self.pump_out(l);
+        out.append(&mut self.links[l].wire);
+    }
+
+    /// Bytes from link `l`'s socket; an error means the link must be closed.
+    pub fn receive(&mut self, l: usize, bytes: &[u8], now_ms: u64) -> Result<(), String> {
+        let link = &mut self.links[l];
+        match &mut link.tls {
+            Some(tls) => {
+                let mut rd = bytes;
+                while !rd.is_empty() {
+                    match tls.read_tls(&mut rd) {
+                        Ok(0) => return Err("the registrar closed TLS".into()),
+                        Ok(_) => {}
+                        Err(e) => return Err(e.to_string()),
+                    }
+                    let state = tls.process_new_packets().map_err(|e| e.to_string())?;
+                    let n = state.plaintext_bytes_to_read();
+                    if n > 0 {
+                        let start = link.inbuf.len();
+                        link.inbuf.resize(start + n, 0);
+                        tls.reader()
+                            .read_exact(&mut link.inbuf[start..])
+                            .map_err(|e| e.to_string())?;
+                    }
+                    if state.peer_has_closed() {
+                        return Err("the registrar closed TLS".into());
+                    }
+                }
+                if link.handshaking && !tls.is_handshaking() {
+                    link.handshaking = false;
+                    self.stats.tls_handshakes += 1;
+                }
+            }
+            None => link.inbuf.extend_from_slice(bytes),
+        }
+        self.dispatch(l, now_ms)?;
+        self.pump_out(l);
+        Ok(())
+    }
+
+    /// Frames the responses in link `l`'s buffer and hands each to its device.
+    fn dispatch(&mut self, l: usize, now_ms: u64) -> Result<(), String> {
+        let mut inbuf = std::mem::take(&mut self.links[l].inbuf);
+        let mut consumed = 0;
+        let result = loop {
+            let mut headers = [EMPTY_HEADER; 64];
+            match self.links[l].framer.next(&inbuf[consumed..], &mut headers) {
+                Ok(Frame::Partial) => break Ok(()),
+                Ok(Frame::Ping) => consumed += 4,
+                Ok(Frame::Crlf) => consumed += 2,
+                Ok(Frame::Invalid { len, .. }) => consumed += len,
+                Ok(Frame::Message(msg)) => {
+                    consumed += msg.len();
+                    let Some((code, answer)) = read_answer(&msg) else {
+                        continue; // a request from the registrar: not expected, ignored
+                    };
+                    if code < 200 {
+                        continue;
+                    }
+                    let Ok(call_id) = msg.call_id() else { continue };
+                    let Some(&i) = std::str::from_utf8(call_id)
+                        .ok()
+                        .and_then(|c| self.by_call_id.get(c))
+                    else {
+                        continue;
+                    };
+                    let Ok(cseq) = msg.cseq() else { continue };
+                    if cseq.seq != self.devices[i].device.cseq() {
+                        continue; // an answer to a REGISTER that already timed out
+                    }
+                    if let Some(done) = self.devices[i].device.answered(now_ms, &answer) {
+                        self.stats.completed(
+                            self.run_start_ms,
+                            now_ms,
+                            done.status,
+                            done.latency_us,
+                        );
+                        self.poll_device(i, now_ms, None);
+                    }
+                }
+                Err(e) => break Err(format!("unframable answer: {e}")),
+            }
+        };
+        inbuf.drain(..consumed);
+        self.links[l].inbuf = inbuf;
+        result
+    }
+}
