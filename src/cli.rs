@@ -35,6 +35,107 @@ pub enum Command {
     Token(TokenArgs),
     /// Run the registrar.
     Serve(ServeArgs),
+    /// The main job: a registrar and the load engine in one process over loopback TLS with
+    /// fresh lab material; runs a profile, prints a table, writes a results folder.
+    Bench(BenchArgs),
+    /// The load engine against any registrar.
+    Load(LoadArgs),
+}
+
+/// Flags named after profile keys; they override the profile.
+#[derive(Args, Debug, Clone)]
+pub struct ProfileFlags {
+    /// Profile: an embedded name (quick, ci, steady, storm, churn, mra, million) or a file.
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// Results go into DIR/<profile>-<time>/.
+    #[arg(long, default_value = "results")]
+    pub out: PathBuf,
+    #[arg(long)]
+    pub devices: Option<u64>,
+    #[arg(long)]
+    pub connections: Option<u64>,
+    /// Seconds (duration_s).
+    #[arg(long)]
+    pub duration: Option<u64>,
+    /// Seconds (ramp_s).
+    #[arg(long)]
+    pub ramp: Option<u64>,
+    /// REGISTER/s offered (open loop); 0: closed loop.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Seconds (reregister_s).
+    #[arg(long)]
+    pub reregister: Option<u64>,
+    /// Seconds (token_ttl_s).
+    #[arg(long)]
+    pub token_ttl: Option<u64>,
+    /// Seconds (timeout_s).
+    #[arg(long)]
+    pub timeout: Option<u64>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+impl ProfileFlags {
+    fn run_args(&self, default_profile: &str) -> crate::run::RunArgs {
+        crate::run::RunArgs {
+            profile: self
+                .profile
+                .clone()
+                .unwrap_or_else(|| default_profile.to_string()),
+            overrides: crate::load::profile::Overrides {
+                devices: self.devices,
+                connections: self.connections,
+                duration_s: self.duration,
+                ramp_s: self.ramp,
+                rate: self.rate,
+                reregister_s: self.reregister,
+                token_ttl_s: self.token_ttl,
+                timeout_s: self.timeout,
+                seed: self.seed,
+            },
+            out: self.out.clone(),
+            command: std::env::args().collect::<Vec<_>>().join(" "),
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub run: ProfileFlags,
+    /// Cores for the registrar; the load engine gets the others (default: half, at least 1).
+    #[arg(long)]
+    pub registrar_cores: Option<usize>,
+}
+
+#[derive(Args, Debug)]
+pub struct LoadArgs {
+    #[command(flatten)]
+    pub run: ProfileFlags,
+    /// The registrar, HOST:PORT.
+    #[arg(long)]
+    pub target: String,
+    /// tls, tcp (lab listeners) or udp.
+    #[arg(long, default_value = "tls")]
+    pub transport: String,
+    /// CA certificate(s) to verify the registrar with (PEM).
+    #[arg(long)]
+    pub ca: Option<PathBuf>,
+    /// Client certificate for mode "mra" (PEM).
+    #[arg(long)]
+    pub client_cert: Option<PathBuf>,
+    #[arg(long)]
+    pub client_key: Option<PathBuf>,
+    /// The PKCS#8 key tokens are signed with (the registrar must trust its public key).
+    #[arg(long)]
+    pub signing_key: Option<PathBuf>,
+    #[arg(long)]
+    pub kid: Option<String>,
+    /// The name to verify in the registrar's certificate (default: the target's address).
+    #[arg(long)]
+    pub server_name: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -138,6 +239,26 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Keys(a) => Ok(keys(a)?),
         Command::Token(a) => Ok(token(a)?),
         Command::Serve(a) => serve(a),
+        Command::Bench(a) => crate::run::bench(a.run.run_args("quick"), a.registrar_cores),
+        Command::Load(a) => {
+            let Some(_) = a.run.profile.as_ref() else {
+                return Err(UsageError("--profile: required".into()).into());
+            };
+            let run = a.run.run_args("quick");
+            crate::run::load(
+                run,
+                crate::run::LoadTarget {
+                    target: a.target,
+                    transport: a.transport,
+                    ca: a.ca,
+                    client_cert: a.client_cert,
+                    client_key: a.client_key,
+                    signing_key: a.signing_key,
+                    kid: a.kid,
+                    server_name: a.server_name,
+                },
+            )
+        }
     }
 }
 

@@ -11,6 +11,7 @@ pub mod lab;
 pub mod load;
 pub mod registrar;
 pub mod rt;
+pub mod run;
 pub mod session;
 pub mod sip;
 pub mod tls;

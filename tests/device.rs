@@ -4,6 +4,55 @@
 
 use regstorm::load::device::{Answer, Device, Done, Request, Timing, Want};
 
+/// The device in milliseconds (it runs on microseconds): times in and out are converted, so
+/// the tests read in the units of the profile; latencies stay in microseconds.
+struct D(Device);
+
+fn ms(w: Want) -> Want {
+    match w {
+        Want::Wait { at } => Want::Wait {
+            // Rounded up: polling at the returned millisecond is never early.
+            at: if at == u64::MAX {
+                at
+            } else {
+                at.div_ceil(1000)
+            },
+        },
+        Want::Send(r) => Want::Send(Request {
+            intended_us: r.intended_us / 1000,
+            ..r
+        }),
+        other => other,
+    }
+}
+
+impl D {
+    fn new(t: Timing, start: u64, seed: u64) -> D {
+        D(Device::new(t, start * 1000, seed))
+    }
+    fn poll(&mut self, now: u64) -> Want {
+        ms(self.0.poll(now.saturating_mul(1000)))
+    }
+    fn connected(&mut self, now: u64) {
+        self.0.connected(now * 1000)
+    }
+    fn disconnected(&mut self, now: u64) -> Option<Done> {
+        self.0.disconnected(now * 1000)
+    }
+    fn answered(&mut self, now: u64, a: &Answer) -> Option<Done> {
+        self.0.answered(now * 1000, a)
+    }
+    fn token_minted(&mut self, now: u64) {
+        self.0.token_minted(now * 1000)
+    }
+    fn in_flight(&self) -> bool {
+        self.0.in_flight()
+    }
+    fn is_parked(&self) -> bool {
+        self.0.is_parked()
+    }
+}
+
 fn timing() -> Timing {
     Timing {
         reregister_ms: 120_000,
@@ -38,7 +87,7 @@ fn send(w: Want) -> Request {
 }
 
 /// Connects and registers through the challenge; returns the time of the 200.
-fn register(d: &mut Device, t: u64) -> u64 {
+fn register(d: &mut D, t: u64) -> u64 {
     assert_eq!(d.poll(t), Want::Connect);
     d.connected(t);
     let r = send(d.poll(t));
@@ -54,7 +103,7 @@ fn register(d: &mut Device, t: u64) -> u64 {
 
 #[test]
 fn jabber_flow_challenge_then_token_then_200() {
-    let mut d = Device::new(timing(), 1_000, 1);
+    let mut d = D::new(timing(), 1_000, 1);
     assert_eq!(d.poll(0), Want::Wait { at: 1_000 }, "not before its start");
     assert_eq!(d.poll(1_000), Want::Connect);
     d.connected(1_000);
@@ -64,7 +113,7 @@ fn jabber_flow_challenge_then_token_then_200() {
         Request {
             cseq: 1,
             with_token: false,
-            intended_ms: 1_000
+            intended_us: 1_000
         }
     );
     assert!(d.in_flight());
@@ -94,7 +143,7 @@ fn jabber_flow_challenge_then_token_then_200() {
 
 #[test]
 fn without_challenge_first_the_token_goes_in_the_first_register() {
-    let mut d = Device::new(
+    let mut d = D::new(
         Timing {
             challenge_first: false,
             ..timing()
@@ -111,7 +160,7 @@ fn without_challenge_first_the_token_goes_in_the_first_register() {
 
 #[test]
 fn reregister_zero_goes_at_once_and_the_shorter_of_period_and_expires_wins() {
-    let mut d = Device::new(
+    let mut d = D::new(
         Timing {
             reregister_ms: 0,
             ..timing()
@@ -120,8 +169,8 @@ fn reregister_zero_goes_at_once_and_the_shorter_of_period_and_expires_wins() {
         1,
     );
     let t = register(&mut d, 0);
-    assert_eq!(send(d.poll(t)).intended_ms, t, "reregister_s = 0: at once");
-    let mut d = Device::new(timing(), 0, 1);
+    assert_eq!(send(d.poll(t)).intended_us, t, "reregister_s = 0: at once");
+    let mut d = D::new(timing(), 0, 1);
     let t = register(&mut d, 0);
     // Granted 120: 0.9 x 120 s = 108 s < 120 s.
     assert_eq!(d.poll(t), Want::Wait { at: t + 108_000 });
@@ -134,7 +183,7 @@ fn reregister_zero_goes_at_once_and_the_shorter_of_period_and_expires_wins() {
 
 #[test]
 fn a_fresh_token_at_75_percent_of_its_lifetime() {
-    let mut d = Device::new(
+    let mut d = D::new(
         Timing {
             reregister_ms: 10_000,
             token_ttl_s: 100,
@@ -171,7 +220,7 @@ fn a_fresh_token_at_75_percent_of_its_lifetime() {
 
 #[test]
 fn invalid_token_takes_a_fresh_one_and_retries_at_once() {
-    let mut d = Device::new(timing(), 0, 1);
+    let mut d = D::new(timing(), 0, 1);
     let t = register(&mut d, 0);
     let r = send(d.poll(t + 108_000));
     assert!(r.with_token);
@@ -193,7 +242,7 @@ fn invalid_token_takes_a_fresh_one_and_retries_at_once() {
 #[test]
 fn retry_after_is_honoured_and_403_without_it_parks() {
     for code in [403, 503] {
-        let mut d = Device::new(timing(), 0, 1);
+        let mut d = D::new(timing(), 0, 1);
         let t = register(&mut d, 0);
         send(d.poll(t + 108_000));
         d.answered(
@@ -208,7 +257,7 @@ fn retry_after_is_honoured_and_403_without_it_parks() {
         assert_eq!(d.poll(t + 108_000), Want::Wait { at: t + 143_000 });
         assert!(matches!(d.poll(t + 143_000), Want::Send(_)));
     }
-    let mut d = Device::new(timing(), 0, 1);
+    let mut d = D::new(timing(), 0, 1);
     let t = register(&mut d, 0);
     send(d.poll(t + 108_000));
     d.answered(t + 108_000, &status(403)).unwrap();
@@ -221,7 +270,7 @@ fn retry_after_is_honoured_and_403_without_it_parks() {
 
 #[test]
 fn lost_connections_back_off_with_jitter_and_register_again() {
-    let mut d = Device::new(timing(), 0, 7);
+    let mut d = D::new(timing(), 0, 7);
     let t = register(&mut d, 0);
     // A REGISTER in flight when the connection drops is reported lost.
     let r = send(d.poll(t + 108_000));
@@ -273,7 +322,7 @@ fn lost_connections_back_off_with_jitter_and_register_again() {
 fn devices_that_drop_together_come_back_spread_out() {
     let mut backs: Vec<u64> = (0..100)
         .map(|seed| {
-            let mut d = Device::new(timing(), 0, seed);
+            let mut d = D::new(timing(), 0, seed);
             register(&mut d, 0);
             for _ in 0..4 {
                 d.disconnected(10_000);
@@ -295,7 +344,7 @@ fn devices_that_drop_together_come_back_spread_out() {
 
 #[test]
 fn no_answer_by_timer_f_is_a_timeout_and_the_device_tries_again() {
-    let mut d = Device::new(timing(), 0, 1);
+    let mut d = D::new(timing(), 0, 1);
     let t = register(&mut d, 0);
     let r = send(d.poll(t + 108_000));
     assert_eq!(d.poll(t + 139_999), Want::Wait { at: t + 140_000 });
@@ -318,7 +367,7 @@ fn no_answer_by_timer_f_is_a_timeout_and_the_device_tries_again() {
 #[test]
 fn latency_counts_from_the_intended_time_so_stalls_show() {
     // A registrar that stalls 100 ms: the answer's latency is at least the stall.
-    let mut d = Device::new(timing(), 0, 1);
+    let mut d = D::new(timing(), 0, 1);
     let t = register(&mut d, 0);
     let due = t + 108_000;
     send(d.poll(due));
@@ -328,7 +377,7 @@ fn latency_counts_from_the_intended_time_so_stalls_show() {
     // and the latency includes the engine's lag (coordinated omission is not hidden).
     let due = due + 100 + 108_000;
     let r = send(d.poll(due + 250));
-    assert_eq!(r.intended_ms, due);
+    assert_eq!(r.intended_us, due);
     let done = d.answered(due + 260, &ok(120)).unwrap();
     assert_eq!(done.latency_us, 260_000);
 }

@@ -68,7 +68,7 @@ impl Rig {
         } else {
             (Transport::Tcp, None)
         };
-        let engine = Engine::new(p, transport, signer, 0, p.devices, p.connections, T0);
+        let engine = Engine::new(p, transport, signer, 0, p.devices, p.connections, T0 * 1000);
         let links = engine.links();
         Rig {
             engine,
@@ -82,7 +82,8 @@ impl Rig {
     /// Runs the clock to `until`, a millisecond at a time, moving every byte.
     fn run(&mut self, until: u64) {
         while self.now < until {
-            self.engine.run_due(self.now);
+            let us = self.now * 1000;
+            self.engine.run_due(us);
             for l in self.engine.take_connects() {
                 self.engine.connecting(l);
                 let facts = Facts {
@@ -100,7 +101,7 @@ impl Rig {
                     None => Session::plain(facts, Limits::default(), self.now),
                 });
                 self.engine
-                    .link_up(l, &format!("127.0.0.1:{}", 40000 + l), self.now)
+                    .link_up(l, &format!("127.0.0.1:{}", 40000 + l), us)
                     .unwrap();
             }
             // Move bytes until quiet.
@@ -118,7 +119,7 @@ impl Rig {
                     let mut back = Vec::new();
                     s.transmit(&mut back);
                     if !back.is_empty() {
-                        self.engine.receive(l, &back, self.now).unwrap();
+                        self.engine.receive(l, &back, us).unwrap();
                     }
                 }
                 if !moved {
@@ -210,7 +211,7 @@ fn a_lost_connection_reconnects_and_registers_again() {
     rig.run(T0 + 2_000);
     let before = *rig.engine.stats().responses.get(&200).unwrap();
     // The registrar side goes away: the link drops; the registrar forgets its bindings.
-    rig.engine.link_down(0, rig.now);
+    rig.engine.link_down(0, rig.now * 1000);
     rig.registrar.connection_closed(1);
     rig.sessions[0] = None;
     assert_eq!(rig.registrar.bindings().len(), 0);

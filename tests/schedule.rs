@@ -1,7 +1,7 @@
 //! Device identities, ramp start times and the open-loop schedule, with a fake clock.
 
 use regstorm::load::profile::Profile;
-use regstorm::load::schedule::{branch, devices, start_ms, Identity, OpenLoop, Turn};
+use regstorm::load::schedule::{branch, devices, start_us, Identity, OpenLoop, Turn};
 use std::collections::HashSet;
 
 #[test]
@@ -36,12 +36,13 @@ fn every_request_gets_a_new_branch_with_the_magic_cookie() {
 
 #[test]
 fn devices_start_spread_over_the_ramp() {
-    assert_eq!(start_ms(5_000, 10, 1000, 0), 5_000);
-    assert_eq!(start_ms(5_000, 10, 1000, 500), 10_000);
-    assert_eq!(start_ms(5_000, 10, 1000, 999), 14_990);
+    // Microseconds.
+    assert_eq!(start_us(5_000_000, 10, 1000, 0), 5_000_000);
+    assert_eq!(start_us(5_000_000, 10, 1000, 500), 10_000_000);
+    assert_eq!(start_us(5_000_000, 10, 1000, 999), 14_990_000);
     assert_eq!(
-        start_ms(5_000, 0, 1000, 999),
-        5_000,
+        start_us(5_000_000, 0, 1000, 999),
+        5_000_000,
         "no ramp: all at once (storm)"
     );
     let p = Profile::find("ci").unwrap();
@@ -51,9 +52,9 @@ fn devices_start_spread_over_the_ramp() {
 
 #[test]
 fn open_loop_offers_the_rate_from_intended_times() {
-    let mut s = OpenLoop::new(1_000, 100.0); // one turn every 10 ms
+    let mut s = OpenLoop::new(1_000_000, 100.0); // one turn every 10 ms (times in µs)
     let mut sent = Vec::new();
-    for now in 1_000..2_000 {
+    for now in (1_000_000..2_000_000).step_by(1000) {
         while let Some(t) = s.next(now, 4, |_| true) {
             sent.push(t);
         }
@@ -64,15 +65,15 @@ fn open_loop_offers_the_rate_from_intended_times() {
         [
             Turn::Send {
                 index: 0,
-                intended_ms: 1_000
+                intended_us: 1_000_000
             },
             Turn::Send {
                 index: 1,
-                intended_ms: 1_010
+                intended_us: 1_010_000
             },
             Turn::Send {
                 index: 2,
-                intended_ms: 1_020
+                intended_us: 1_020_000
             },
         ]
     );
@@ -80,17 +81,18 @@ fn open_loop_offers_the_rate_from_intended_times() {
 
 #[test]
 fn a_late_engine_keeps_the_intended_times_and_busy_devices_are_skipped() {
-    let mut s = OpenLoop::new(0, 1000.0); // one turn per ms
-                                          // The engine wakes up 5 ms late: five turns are due, each with its own intended time.
+    // One turn per µs; the engine wakes up 5 µs late: the turns due each keep their own
+    // intended time.
+    let mut s = OpenLoop::new(0, 1_000_000.0);
     let mut turns = Vec::new();
     while let Some(t) = s.next(5, 3, |i| i != 1) {
         turns.push(t);
     }
-    assert_eq!(turns.len(), 6, "turns 0..=5 are due at 5 ms");
+    assert_eq!(turns.len(), 6, "turns 0..=5 are due at 5 µs");
     let intended: Vec<u64> = turns
         .iter()
         .map(|t| match t {
-            Turn::Send { intended_ms, .. } | Turn::Missed { intended_ms } => *intended_ms,
+            Turn::Send { intended_us, .. } | Turn::Missed { intended_us } => *intended_us,
         })
         .collect();
     assert_eq!(intended, [0, 1, 2, 3, 4, 5]);
@@ -107,7 +109,7 @@ fn a_late_engine_keeps_the_intended_times_and_busy_devices_are_skipped() {
     let before = s.offered();
     assert_eq!(
         s.next(6, 3, |_| false),
-        Some(Turn::Missed { intended_ms: 6 })
+        Some(Turn::Missed { intended_us: 6 })
     );
     assert_eq!(s.offered(), before + 1);
 }

@@ -202,6 +202,14 @@ impl Metrics {
         self.cores.len()
     }
 
+    /// Token cache hits and misses, all cores together (as last published by each core).
+    pub fn token_cache_totals(&self) -> (u64, u64) {
+        (
+            self.sum(|c| &c.token_cache_hits),
+            self.sum(|c| &c.token_cache_misses),
+        )
+    }
+
     fn sum(&self, field: impl Fn(&CoreMetrics) -> &AtomicU64) -> u64 {
         self.cores
             .iter()

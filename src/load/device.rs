@@ -1,6 +1,7 @@
 //! One simulated Jabber device, sans-IO: when it sends which REGISTER, and what each answer
-//! means for the next one. Driven by `now` in milliseconds; the engine owns sockets, tokens
-//! and the clock, and asks [`Device::poll`] what the device wants.
+//! means for the next one. Driven by `now` in microseconds (latencies of a fast registrar are
+//! tens of microseconds); the engine owns sockets, tokens and the clock, and asks
+//! [`Device::poll`] what the device wants.
 //!
 //! The flow is the seed's: a first REGISTER without credentials (when `challenge_first`), 407,
 //! the same with `Proxy-Authorization: Bearer token="..."`, 200 OK; then a re-REGISTER after
@@ -50,14 +51,14 @@ pub struct Request {
     pub cseq: u32,
     /// Carry the held token (else no credentials).
     pub with_token: bool,
-    /// When it should have gone out (ms): latency counts from here.
-    pub intended_ms: u64,
+    /// When it should have gone out (µs): latency counts from here.
+    pub intended_us: u64,
 }
 
 /// What the device wants from the engine now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Want {
-    /// Nothing before `at` (ms).
+    /// Nothing before `at` (µs).
     Wait { at: u64 },
     /// A connection: report [`Device::connected`] or [`Device::disconnected`].
     Connect,
@@ -95,7 +96,7 @@ pub struct Done {
 enum State {
     Disconnected,
     Ready,
-    InFlight { intended_ms: u64, sent_ms: u64 },
+    InFlight { intended_us: u64, sent_us: u64 },
     Parked,
 }
 
@@ -105,10 +106,10 @@ pub struct Device {
     timing: Timing,
     state: State,
     /// When the next REGISTER (or reconnect) is due.
-    next_ms: u64,
+    next_us: u64,
     cseq: u32,
     /// When the held token was minted; `None`: no token held.
-    token_ms: Option<u64>,
+    token_us: Option<u64>,
     /// The next REGISTER carries the token (after the first challenge, or from the start).
     use_token: bool,
     /// Consecutive connection losses, for the backoff.
@@ -117,14 +118,22 @@ pub struct Device {
 }
 
 impl Device {
-    /// A device that starts (connects) at `start_ms`; `seed` makes its jitter reproducible.
-    pub fn new(timing: Timing, start_ms: u64, seed: u64) -> Self {
+    /// A device that starts (connects) at `start_us`; `seed` makes its jitter reproducible.
+    pub fn new(timing: Timing, start_us: u64, seed: u64) -> Self {
+        let us = |ms: u64| ms.saturating_mul(1000);
         Device {
-            timing,
+            // Held in microseconds, like every time here.
+            timing: Timing {
+                reregister_ms: us(timing.reregister_ms),
+                timeout_ms: us(timing.timeout_ms),
+                backoff_min_ms: us(timing.backoff_min_ms),
+                backoff_max_ms: us(timing.backoff_max_ms),
+                ..timing
+            },
             state: State::Disconnected,
-            next_ms: start_ms,
+            next_us: start_us,
             cseq: 0,
-            token_ms: None,
+            token_us: None,
             use_token: !timing.challenge_first,
             losses: 0,
             rng: seed ^ 0x9e37_79b9_7f4a_7c15,
@@ -145,48 +154,48 @@ impl Device {
         matches!(self.state, State::InFlight { .. })
     }
 
-    fn token_fresh(&self, now_ms: u64) -> bool {
+    fn token_fresh(&self, now_us: u64) -> bool {
         // Taken anew at 75 % of the lifetime.
-        let refresh_after = self.timing.token_ttl_s * 750;
-        self.token_ms
-            .is_some_and(|t| now_ms.saturating_sub(t) < refresh_after)
+        let refresh_after = self.timing.token_ttl_s * 750_000;
+        self.token_us
+            .is_some_and(|t| now_us.saturating_sub(t) < refresh_after)
     }
 
-    /// What the device wants at `now_ms`.
-    pub fn poll(&mut self, now_ms: u64) -> Want {
+    /// What the device wants at `now_us`.
+    pub fn poll(&mut self, now_us: u64) -> Want {
         match self.state {
             State::Parked => Want::Parked,
-            State::Disconnected if now_ms < self.next_ms => Want::Wait { at: self.next_ms },
+            State::Disconnected if now_us < self.next_us => Want::Wait { at: self.next_us },
             State::Disconnected => Want::Connect,
             State::InFlight {
-                intended_ms,
-                sent_ms,
+                intended_us,
+                sent_us,
             } => {
-                let deadline = sent_ms + self.timing.timeout_ms;
-                if now_ms < deadline {
+                let deadline = sent_us + self.timing.timeout_ms;
+                if now_us < deadline {
                     return Want::Wait { at: deadline };
                 }
                 self.state = State::Ready;
-                self.next_ms = now_ms + self.backoff();
+                self.next_us = now_us + self.backoff();
                 Want::TimedOut {
-                    latency_us: now_ms.saturating_sub(intended_ms) * 1000,
+                    latency_us: now_us.saturating_sub(intended_us),
                 }
             }
-            State::Ready if now_ms < self.next_ms => Want::Wait { at: self.next_ms },
+            State::Ready if now_us < self.next_us => Want::Wait { at: self.next_us },
             State::Ready => {
-                if self.use_token && !self.token_fresh(now_ms) {
+                if self.use_token && !self.token_fresh(now_us) {
                     return Want::Token;
                 }
                 self.cseq += 1;
-                let intended_ms = self.next_ms;
+                let intended_us = self.next_us;
                 self.state = State::InFlight {
-                    intended_ms,
-                    sent_ms: now_ms,
+                    intended_us,
+                    sent_us: now_us,
                 };
                 Want::Send(Request {
                     cseq: self.cseq,
                     with_token: self.use_token,
-                    intended_ms,
+                    intended_us,
                 })
             }
         }
@@ -195,27 +204,27 @@ impl Device {
     /// When the device is next due on its own (a reconnect, a re-REGISTER, a timeout check).
     pub fn next_due(&self) -> u64 {
         match self.state {
-            State::InFlight { sent_ms, .. } => sent_ms + self.timing.timeout_ms,
+            State::InFlight { sent_us, .. } => sent_us + self.timing.timeout_ms,
             State::Parked => u64::MAX,
-            _ => self.next_ms,
+            _ => self.next_us,
         }
     }
 
     /// Open loop: an offered turn with this intended time goes to this (idle) device; it sends
     /// now whatever its own schedule says (a token first when it needs one).
-    pub fn poll_turn(&mut self, now_ms: u64, intended_ms: u64) -> Want {
+    pub fn poll_turn(&mut self, now_us: u64, intended_us: u64) -> Want {
         if self.state == State::Ready {
-            self.next_ms = intended_ms.min(now_ms);
+            self.next_us = intended_us.min(now_us);
         }
-        let want = self.poll(now_ms);
+        let want = self.poll(now_us);
         if let Want::Send(mut r) = want {
-            r.intended_ms = intended_ms;
+            r.intended_us = intended_us;
             if let State::InFlight {
-                intended_ms: ref mut i,
+                intended_us: ref mut i,
                 ..
             } = self.state
             {
-                *i = intended_ms;
+                *i = intended_us;
             }
             return Want::Send(r);
         }
@@ -224,74 +233,74 @@ impl Device {
 
     /// Open loop, between turns: the device connects, times out and waits on its own, but an
     /// idle one sends only when given a turn.
-    pub fn poll_between_turns(&mut self, now_ms: u64) -> Want {
+    pub fn poll_between_turns(&mut self, now_us: u64) -> Want {
         match self.state {
             State::Ready => Want::Wait { at: u64::MAX },
-            _ => self.poll(now_ms),
+            _ => self.poll(now_us),
         }
     }
 
-    /// A fresh token is held from `now_ms` on.
-    pub fn token_minted(&mut self, now_ms: u64) {
-        self.token_ms = Some(now_ms);
+    /// A fresh token is held from `now_us` on.
+    pub fn token_minted(&mut self, now_us: u64) {
+        self.token_us = Some(now_us);
     }
 
     /// The connection is up: the next REGISTER goes now, or when it was due if later.
-    pub fn connected(&mut self, now_ms: u64) {
+    pub fn connected(&mut self, now_us: u64) {
         if self.state == State::Disconnected {
             self.state = State::Ready;
-            self.next_ms = self.next_ms.max(now_ms);
+            self.next_us = self.next_us.max(now_us);
         }
     }
 
     /// The connection failed or was lost. A REGISTER in flight is over (returned, with the
     /// status 0); the device reconnects after a jittered, growing backoff and registers again
     /// with the token it holds.
-    pub fn disconnected(&mut self, now_ms: u64) -> Option<Done> {
+    pub fn disconnected(&mut self, now_us: u64) -> Option<Done> {
         let lost = match self.state {
-            State::InFlight { intended_ms, .. } => Some(Done {
+            State::InFlight { intended_us, .. } => Some(Done {
                 status: 0,
-                latency_us: now_ms.saturating_sub(intended_ms) * 1000,
+                latency_us: now_us.saturating_sub(intended_us),
             }),
             _ => None,
         };
         if self.state != State::Parked {
             self.state = State::Disconnected;
             self.losses = self.losses.saturating_add(1);
-            self.next_ms = now_ms + self.backoff();
+            self.next_us = now_us + self.backoff();
         }
         lost
     }
 
-    /// The final answer to the REGISTER in flight arrived at `now_ms`.
-    pub fn answered(&mut self, now_ms: u64, a: &Answer) -> Option<Done> {
-        let State::InFlight { intended_ms, .. } = self.state else {
+    /// The final answer to the REGISTER in flight arrived at `now_us`.
+    pub fn answered(&mut self, now_us: u64, a: &Answer) -> Option<Done> {
+        let State::InFlight { intended_us, .. } = self.state else {
             return None;
         };
         let done = Done {
             status: a.status,
-            latency_us: now_ms.saturating_sub(intended_ms) * 1000,
+            latency_us: now_us.saturating_sub(intended_us),
         };
         self.state = State::Ready;
         match (a.status, a.retry_after_s) {
             (401 | 407, _) => {
                 // Challenged: send again at once, with a token (a fresh one if it was refused).
                 if a.invalid_token || self.use_token {
-                    self.token_ms = None;
+                    self.token_us = None;
                 }
                 self.use_token = true;
-                self.next_ms = now_ms;
+                self.next_us = now_us;
             }
             (200..=299, _) => {
                 self.losses = 0;
-                let granted_ms = a.expires_s.map_or(u64::MAX, |e| u64::from(e) * 900);
-                self.next_ms = now_ms + self.timing.reregister_ms.min(granted_ms);
+                let granted_us = a.expires_s.map_or(u64::MAX, |e| u64::from(e) * 900_000);
+                self.next_us = now_us + self.timing.reregister_ms.min(granted_us);
             }
-            (403 | 503, Some(s)) => self.next_ms = now_ms + u64::from(s) * 1000,
+            (403 | 503, Some(s)) => self.next_us = now_us + u64::from(s) * 1_000_000,
             (403, None) => self.state = State::Parked,
             // Anything else (423, 500, a 503 without Retry-After, ...): try again on the
             // normal schedule, never faster than once a second.
-            _ => self.next_ms = now_ms + self.timing.reregister_ms.max(1000),
+            _ => self.next_us = now_us + self.timing.reregister_ms.max(1_000_000),
         }
         Some(done)
     }

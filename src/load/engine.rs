@@ -1,12 +1,12 @@
 //! One core's share of a load run, sans-IO: its devices, the connections they share, the
 //! REGISTERs they send and the answers they get, and the statistics. The runtime (`rt::load`)
 //! opens sockets when asked, moves bytes in and out of [`Engine`] and calls
-//! [`Engine::run_due`] when the next device is due; time comes in as `now` (ms).
+//! [`Engine::run_due`] when the next device is due; time comes in as `now` (µs).
 
 use super::device::{Answer, Device, Want};
 use super::jabber::{cisco_body, Register};
 use super::profile::{Body, Profile};
-use super::schedule::{branch, start_ms, Identity, OpenLoop, Turn};
+use super::schedule::{branch, start_us, Identity, OpenLoop, Turn};
 use crate::auth::{Signer, TokenClaims};
 use crate::sip::{self, Frame, Framer, HeaderName, StartLine, EMPTY_HEADER};
 use hdrhistogram::Histogram;
@@ -85,8 +85,8 @@ impl Default for Stats {
 }
 
 impl Stats {
-    fn second(&mut self, run_start_ms: u64, now_ms: u64) -> &mut Second {
-        let i = (now_ms.saturating_sub(run_start_ms) / 1000) as usize;
+    fn second(&mut self, run_start_us: u64, now_us: u64) -> &mut Second {
+        let i = (now_us.saturating_sub(run_start_us) / 1_000_000) as usize;
         while self.timeline.len() <= i {
             self.timeline.push(Second {
                 offered: 0,
@@ -97,11 +97,11 @@ impl Stats {
         &mut self.timeline[i]
     }
 
-    fn completed(&mut self, run_start_ms: u64, now_ms: u64, status: u16, latency_us: u64) {
+    fn completed(&mut self, run_start_us: u64, now_us: u64, status: u16, latency_us: u64) {
         let us = latency_us.clamp(1, MAX_LATENCY_US);
         self.latency.saturating_record(us);
         *self.responses.entry(status).or_default() += 1;
-        let s = self.second(run_start_ms, now_ms);
+        let s = self.second(run_start_us, now_us);
         s.completed += 1;
         s.latency.saturating_record(us);
     }
@@ -183,7 +183,7 @@ pub struct Engine {
     profile: Profile,
     transport: Transport,
     signer: Signer,
-    run_start_ms: u64,
+    run_start_us: u64,
     devices: Vec<Dev>,
     links: Vec<Link>,
     by_call_id: HashMap<String, usize>,
@@ -237,7 +237,7 @@ fn read_answer(msg: &sip::Message<'_, '_>) -> Option<(u16, Answer)> {
 
 impl Engine {
     /// The devices numbered `first..first + count` of the profile (this core's share), on
-    /// `links` connections of their own, starting at `run_start_ms`.
+    /// `links` connections of their own, starting at `run_start_us`.
     pub fn new(
         profile: &Profile,
         transport: Transport,
@@ -245,7 +245,7 @@ impl Engine {
         first: u64,
         count: u64,
         links: u64,
-        run_start_ms: u64,
+        run_start_us: u64,
     ) -> Engine {
         let links_n = links.clamp(1, count.max(1)) as usize;
         let per_link = (count as usize).div_ceil(links_n).max(1);
@@ -253,7 +253,7 @@ impl Engine {
             profile: profile.clone(),
             transport,
             signer,
-            run_start_ms,
+            run_start_us,
             devices: Vec::with_capacity(count as usize),
             links: (0..links_n)
                 .map(|_| Link {
@@ -271,7 +271,7 @@ impl Engine {
                 .collect(),
             by_call_id: HashMap::with_capacity(count as usize),
             due: BinaryHeap::with_capacity(count as usize),
-            open_loop: (profile.rate > 0.0).then(|| OpenLoop::new(run_start_ms, 0.0)),
+            open_loop: (profile.rate > 0.0).then(|| OpenLoop::new(run_start_us, 0.0)),
             ready: Vec::new(),
             connect: Vec::new(),
             body: match profile.body {
@@ -287,7 +287,7 @@ impl Engine {
             let i = k as usize;
             let link = i / per_link;
             let id = Identity::new(profile.user_start, number, profile.seed);
-            let start = start_ms(run_start_ms, profile.ramp_s, profile.devices, number);
+            let start = start_us(run_start_us, profile.ramp_s, profile.devices, number);
             engine.by_call_id.insert(id.call_id.clone(), i);
             engine.links[link].devices.push(i);
             engine.devices.push(Dev {
@@ -306,7 +306,7 @@ impl Engine {
     /// Sets this core's open-loop rate (its share of the profile's `rate`).
     pub fn set_rate(&mut self, rate_per_s: f64) {
         if self.profile.rate > 0.0 {
-            self.open_loop = Some(OpenLoop::new(self.run_start_ms, rate_per_s));
+            self.open_loop = Some(OpenLoop::new(self.run_start_us, rate_per_s));
         }
     }
 
@@ -358,10 +358,10 @@ impl Engine {
         }
     }
 
-    /// Polls every device that is due at `now_ms` (and, in open loop, hands out the turns).
-    pub fn run_due(&mut self, now_ms: u64) {
+    /// Polls every device that is due at `now_us` (and, in open loop, hands out the turns).
+    pub fn run_due(&mut self, now_us: u64) {
         while let Some(&Reverse((at, i))) = self.due.peek() {
-            if at > now_ms {
+            if at > now_us {
                 break;
             }
             self.due.pop();
@@ -369,15 +369,15 @@ impl Engine {
                 continue; // superseded by an earlier entry
             }
             self.devices[i].queued_at = u64::MAX;
-            self.stats.lag_ms_max = self.stats.lag_ms_max.max(now_ms - at);
-            self.poll_device(i, now_ms, None);
+            self.stats.lag_ms_max = self.stats.lag_ms_max.max((now_us - at) / 1000);
+            self.poll_device(i, now_us, None);
         }
         if let Some(mut ol) = self.open_loop.take() {
             let n = self.devices.len();
             while let Some(turn) = {
                 let devices = &self.devices;
                 let links = &self.links;
-                ol.next(now_ms, n, |i| {
+                ol.next(now_us, n, |i| {
                     let d = &devices[i];
                     links[d.link].state == LinkState::Up
                         && !d.device.in_flight()
@@ -385,13 +385,13 @@ impl Engine {
                 })
             } {
                 match turn {
-                    Turn::Send { index, intended_ms } => {
-                        self.poll_device(index, now_ms, Some(intended_ms));
+                    Turn::Send { index, intended_us } => {
+                        self.poll_device(index, now_us, Some(intended_us));
                     }
                     Turn::Missed { .. } => {
                         // Offered and not sent: it shows as offered minus completed.
                         self.stats.missed_turns += 1;
-                        self.stats.second(self.run_start_ms, now_ms).offered += 1;
+                        self.stats.second(self.run_start_us, now_us).offered += 1;
                     }
                 }
             }
@@ -400,16 +400,16 @@ impl Engine {
     }
 
     /// Asks device `i` what it wants and does it. `turn`: an open-loop turn's intended time.
-    fn poll_device(&mut self, i: usize, now_ms: u64, turn: Option<u64>) {
+    fn poll_device(&mut self, i: usize, now_us: u64, turn: Option<u64>) {
         for _ in 0..4 {
             let want = match turn {
-                Some(at) => self.devices[i].device.poll_turn(now_ms, at),
+                Some(at) => self.devices[i].device.poll_turn(now_us, at),
                 None if self.open_loop.is_some() => {
                     // Open loop: devices send on turns only; they still connect, mint and
                     // time out on their own.
-                    self.devices[i].device.poll_between_turns(now_ms)
+                    self.devices[i].device.poll_between_turns(now_us)
                 }
-                None => self.devices[i].device.poll(now_ms),
+                None => self.devices[i].device.poll(now_us),
             };
             match want {
                 Want::Wait { at } => {
@@ -426,17 +426,17 @@ impl Engine {
                             self.links[l].state = LinkState::Wanted;
                             self.connect.push(l);
                         }
-                        LinkState::Up => self.devices[i].device.connected(now_ms),
+                        LinkState::Up => self.devices[i].device.connected(now_us),
                         LinkState::Wanted | LinkState::Connecting => return,
                     }
                     if self.links[l].state != LinkState::Up {
                         return;
                     }
                 }
-                Want::Token => self.mint(i, now_ms),
+                Want::Token => self.mint(i, now_us),
                 Want::TimedOut { .. } => self.stats.timeouts += 1,
                 Want::Send(req) => {
-                    self.send(i, req.cseq, req.with_token, now_ms);
+                    self.send(i, req.cseq, req.with_token, now_us);
                     // Checked again at its Timer F, should no answer come.
                     let at = self.devices[i].device.next_due();
                     self.queue(i, at);
@@ -446,9 +446,9 @@ impl Engine {
         }
     }
 
-    fn mint(&mut self, i: usize, now_ms: u64) {
+    fn mint(&mut self, i: usize, now_us: u64) {
         let started = std::time::Instant::now();
-        let now_s = now_ms / 1000;
+        let now_s = now_us / 1_000_000;
         let d = &self.devices[i];
         let token = self.signer.mint(&TokenClaims {
             sub: &d.id.user,
@@ -461,10 +461,10 @@ impl Engine {
         self.stats.tokens_minted += 1;
         let d = &mut self.devices[i];
         d.token = Some(token);
-        d.device.token_minted(now_ms);
+        d.device.token_minted(now_us);
     }
 
-    fn send(&mut self, i: usize, cseq: u32, with_token: bool, now_ms: u64) {
+    fn send(&mut self, i: usize, cseq: u32, with_token: bool, now_us: u64) {
         let d = &self.devices[i];
         let l = d.link;
         let b = branch(self.profile.seed, d.number, cseq);
@@ -493,7 +493,7 @@ impl Engine {
         register.write(&mut self.scratch, &self.body);
         self.links[l].plain.extend_from_slice(&self.scratch);
         self.stats.sent += 1;
-        self.stats.second(self.run_start_ms, now_ms).offered += 1;
+        self.stats.second(self.run_start_us, now_us).offered += 1;
         self.pump_out(l);
     }
 
@@ -528,7 +528,7 @@ impl Engine {
     }
 
     /// Link `l` is connected (`local`: the socket's local address, for Via and Contact).
-    pub fn link_up(&mut self, l: usize, local: &str, now_ms: u64) -> Result<(), String> {
+    pub fn link_up(&mut self, l: usize, local: &str, now_us: u64) -> Result<(), String> {
         let link = &mut self.links[l];
         link.local = local.to_string();
         link.framer = Framer::new(sip::Limits::default());
@@ -549,8 +549,8 @@ impl Engine {
         link.state = LinkState::Up;
         let devices = self.links[l].devices.clone();
         for i in devices {
-            self.devices[i].device.connected(now_ms);
-            self.queue(i, now_ms);
+            self.devices[i].device.connected(now_us);
+            self.queue(i, now_us);
         }
         self.pump_out(l);
         Ok(())
@@ -558,14 +558,14 @@ impl Engine {
 
     /// Link `l` failed to connect or was lost: its devices lose what was in flight and back
     /// off before reconnecting.
-    pub fn link_down(&mut self, l: usize, now_ms: u64) {
+    pub fn link_down(&mut self, l: usize, now_us: u64) {
         let link = &mut self.links[l];
         link.state = LinkState::Idle;
         link.tls = None;
         link.handshaking = false;
         let devices = self.links[l].devices.clone();
         for i in devices {
-            if self.devices[i].device.disconnected(now_ms).is_some() {
+            if self.devices[i].device.disconnected(now_us).is_some() {
                 // A REGISTER lost with its connection: a transport failure.
                 self.stats.errors += 1;
             }
@@ -581,7 +581,7 @@ impl Engine {
     }
 
     /// Bytes from link `l`'s socket; an error means the link must be closed.
-    pub fn receive(&mut self, l: usize, bytes: &[u8], now_ms: u64) -> Result<(), String> {
+    pub fn receive(&mut self, l: usize, bytes: &[u8], now_us: u64) -> Result<(), String> {
         let link = &mut self.links[l];
         match &mut link.tls {
             Some(tls) => {
@@ -612,13 +612,13 @@ impl Engine {
             }
             None => link.inbuf.extend_from_slice(bytes),
         }
-        self.dispatch(l, now_ms)?;
+        self.dispatch(l, now_us)?;
         self.pump_out(l);
         Ok(())
     }
 
     /// Frames the responses in link `l`'s buffer and hands each to its device.
-    fn dispatch(&mut self, l: usize, now_ms: u64) -> Result<(), String> {
+    fn dispatch(&mut self, l: usize, now_us: u64) -> Result<(), String> {
         let mut inbuf = std::mem::take(&mut self.links[l].inbuf);
         let mut consumed = 0;
         let result = loop {
@@ -647,14 +647,14 @@ impl Engine {
                     if cseq.seq != self.devices[i].device.cseq() {
                         continue; // an answer to a REGISTER that already timed out
                     }
-                    if let Some(done) = self.devices[i].device.answered(now_ms, &answer) {
+                    if let Some(done) = self.devices[i].device.answered(now_us, &answer) {
                         self.stats.completed(
-                            self.run_start_ms,
-                            now_ms,
+                            self.run_start_us,
+                            now_us,
                             done.status,
                             done.latency_us,
                         );
-                        self.poll_device(i, now_ms, None);
+                        self.poll_device(i, now_us, None);
                     }
                 }
                 Err(e) => break Err(format!("unframable answer: {e}")),

@@ -5,4 +5,5 @@ pub mod device;
 pub mod engine;
 pub mod jabber;
 pub mod profile;
+pub mod results;
 pub mod schedule;

@@ -70,22 +70,22 @@ pub fn branch(seed: u64, device: u64, cseq: u32) -> String {
     )
 }
 
-/// When device `index` of `devices` starts: spread evenly over the ramp.
-pub fn start_ms(run_start_ms: u64, ramp_s: u64, devices: u64, index: u64) -> u64 {
+/// When device `index` of `devices` starts (µs): spread evenly over the ramp.
+pub fn start_us(run_start_us: u64, ramp_s: u64, devices: u64, index: u64) -> u64 {
     if devices <= 1 {
-        return run_start_ms;
+        return run_start_us;
     }
-    run_start_ms + ramp_s * 1000 * index / devices
+    run_start_us + ramp_s * 1_000_000 * index / devices
 }
 
-/// The open-loop schedule: turn `k` is intended at `start + k / rate`; a turn goes to the next
+/// The open-loop schedule (µs): turn `k` is intended at `start + k / rate`; a turn goes to the next
 /// device (round robin) that is connected and has nothing in flight. A turn that finds every
 /// device busy is missed: it still counts as offered, and the engine reports it.
 #[derive(Clone, Debug)]
 pub struct OpenLoop {
-    start_ms: u64,
-    /// Turns per millisecond.
-    rate_per_ms: f64,
+    start_us: u64,
+    /// Turns per microsecond.
+    rate_per_us: f64,
     next_turn: u64,
     cursor: usize,
 }
@@ -94,16 +94,16 @@ pub struct OpenLoop {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Turn {
     /// Device `index` sends, with this intended time.
-    Send { index: usize, intended_ms: u64 },
+    Send { index: usize, intended_us: u64 },
     /// No idle device for the turn intended at this time.
-    Missed { intended_ms: u64 },
+    Missed { intended_us: u64 },
 }
 
 impl OpenLoop {
-    pub fn new(start_ms: u64, rate_per_s: f64) -> Self {
+    pub fn new(start_us: u64, rate_per_s: f64) -> Self {
         OpenLoop {
-            start_ms,
-            rate_per_ms: rate_per_s / 1000.0,
+            start_us,
+            rate_per_us: rate_per_s / 1e6,
             next_turn: 0,
             cursor: 0,
         }
@@ -111,7 +111,10 @@ impl OpenLoop {
 
     /// The intended time of the next turn.
     pub fn next_at(&self) -> u64 {
-        self.start_ms + (self.next_turn as f64 / self.rate_per_ms) as u64
+        if self.rate_per_us <= 0.0 {
+            return u64::MAX;
+        }
+        self.start_us + (self.next_turn as f64 / self.rate_per_us) as u64
     }
 
     /// Turns offered so far.
@@ -119,15 +122,15 @@ impl OpenLoop {
         self.next_turn
     }
 
-    /// The next turn if it is due at `now_ms`; `idle(i)` says whether device `i` can send.
+    /// The next turn if it is due at `now_us`; `idle(i)` says whether device `i` can send.
     pub fn next(
         &mut self,
-        now_ms: u64,
+        now_us: u64,
         devices: usize,
         mut idle: impl FnMut(usize) -> bool,
     ) -> Option<Turn> {
-        let intended_ms = self.next_at();
-        if now_ms < intended_ms || devices == 0 {
+        let intended_us = self.next_at();
+        if now_us < intended_us || devices == 0 {
             return None;
         }
         self.next_turn += 1;
@@ -137,21 +140,21 @@ impl OpenLoop {
                 self.cursor = (i + 1) % devices;
                 return Some(Turn::Send {
                     index: i,
-                    intended_ms,
+                    intended_us,
                 });
             }
         }
-        Some(Turn::Missed { intended_ms })
+        Some(Turn::Missed { intended_us })
     }
 }
 
 /// Devices for a profile, each starting at its place in the ramp.
-pub fn devices(p: &Profile, run_start_ms: u64) -> Vec<Device> {
+pub fn devices(p: &Profile, run_start_us: u64) -> Vec<Device> {
     (0..p.devices)
         .map(|i| {
             Device::new(
                 p.timing(),
-                start_ms(run_start_ms, p.ramp_s, p.devices, i),
+                start_us(run_start_us, p.ramp_s, p.devices, i),
                 splitmix(p.seed ^ i),
             )
         })

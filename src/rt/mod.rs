@@ -6,6 +6,7 @@
 
 mod admin;
 mod conn;
+pub mod load;
 
 use crate::admin::{CoreMetrics, Metrics};
 use crate::auth::{KeySet, Verifier};
@@ -47,16 +48,21 @@ const DRAIN: Duration = Duration::from_secs(3);
 /// a wall-clock step (NTP, a resumed VM) neither closes every connection at once nor stops
 /// the timeouts. Restarting picks up the wall clock again.
 pub fn now_ms() -> u64 {
+    now_us() / 1000
+}
+
+/// [`now_ms`] in microseconds (the load engine's clock: latencies are tens of µs).
+pub fn now_us() -> u64 {
     use std::sync::OnceLock;
     use std::time::Instant;
     static ANCHOR: OnceLock<(Instant, u64)> = OnceLock::new();
     let (at, wall) = ANCHOR.get_or_init(|| {
         let wall = SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+            .map_or(0, |d| d.as_micros() as u64);
         (Instant::now(), wall)
     });
-    wall + at.elapsed().as_millis() as u64
+    wall + at.elapsed().as_micros() as u64
 }
 
 /// Why the server did not start.
@@ -184,7 +190,7 @@ pub struct Server {
 }
 
 /// The CPUs this process may run on (its affinity mask: taskset, a cgroup cpuset).
-fn allowed_cpus() -> Vec<usize> {
+pub fn allowed_cpus() -> Vec<usize> {
     use nix::sched::{sched_getaffinity, CpuSet};
     match sched_getaffinity(nix::unistd::Pid::from_raw(0)) {
         Ok(set) => (0..CpuSet::count())
@@ -350,6 +356,11 @@ impl Server {
     /// Executors still serving (fewer than started means one failed).
     pub fn running(&self) -> usize {
         self.shared.running.load(Ordering::Acquire)
+    }
+
+    /// Bindings registered now, all cores together.
+    pub fn bindings(&self) -> usize {
+        self.shared.bindings.len()
     }
 
     /// The counters behind `/metrics`.

@@ -1,0 +1,342 @@
+//! The results of a run (CONTRACT "Results"): `summary.json`, `latency.hlog` (HdrHistogram
+//! interval log, one interval per second), `summary.md` and the table printed at the end. No
+//! clock or I/O decisions here beyond writing the files it is given a folder for.
+
+use super::engine::Stats;
+use super::profile::Profile;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// The engine fell behind its own schedule by more than this: it, not the registrar, was the
+/// bottleneck.
+pub const ENGINE_LAG_MS: u64 = 100;
+
+/// Where and on what the run happened.
+#[derive(Clone, Debug, Serialize)]
+pub struct Machine {
+    pub cores: usize,
+    pub cpu: String,
+    pub kernel: String,
+    pub rustc: String,
+    pub commit: String,
+}
+
+impl Machine {
+    /// Reads the machine's description (what is unknown says so).
+    pub fn here() -> Machine {
+        let cpu = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("model name"))
+                    .and_then(|l| l.split(':').nth(1))
+                    .map(|m| m.trim().to_string())
+            })
+            .unwrap_or_else(|| "unknown".into());
+        let run = |cmd: &str, args: &[&str]| {
+            std::process::Command::new(cmd)
+                .args(args)
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+                .unwrap_or_else(|| "unknown".into())
+        };
+        Machine {
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            cpu,
+            kernel: run("uname", &["-r"]),
+            rustc: run("rustc", &["-V"]),
+            commit: run("git", &["rev-parse", "--short", "HEAD"]),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Latency {
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    pub p999: u64,
+    pub max: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct TokenCache {
+    pub hits: u64,
+    pub misses: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RegistrarFigures {
+    pub rss_bytes: u64,
+    pub bindings: u64,
+    pub bytes_per_binding: f64,
+    pub cpu_s: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct LoadFigures {
+    pub cpu_s: f64,
+    pub mint_cpu_s: f64,
+    pub lag_ms_max: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct TimelineRow {
+    pub t: u64,
+    pub offered: u64,
+    pub completed: u64,
+    pub p99_us: u64,
+}
+
+/// `summary.json`, schema 1.
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    pub schema: u32,
+    pub profile: String,
+    pub started: String,
+    pub duration_s: f64,
+    pub machine: Machine,
+    pub offered_per_s: f64,
+    pub completed_per_s: f64,
+    pub responses: BTreeMap<String, u64>,
+    pub errors: u64,
+    pub timeouts: u64,
+    pub latency_us: Latency,
+    pub tls_handshakes: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_cache: Option<TokenCache>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registrar: Option<RegistrarFigures>,
+    pub load: LoadFigures,
+    pub bottleneck: String,
+    pub timeline: Vec<TimelineRow>,
+}
+
+/// RFC 3339 (UTC, seconds) from seconds since the epoch.
+pub fn rfc3339(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// The results folder name: `<profile>-<YYYYMMDDTHHMMSSZ>`.
+pub fn folder_name(profile: &str, started_s: u64) -> String {
+    let t: String = rfc3339(started_s)
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect();
+    format!("{profile}-{t}")
+}
+
+impl Summary {
+    /// Builds the summary of a run that started at `started_s` and lasted `wall_s`.
+    pub fn new(
+        p: &Profile,
+        stats: &Stats,
+        started_s: u64,
+        wall_s: f64,
+        load: LoadFigures,
+        machine: Machine,
+    ) -> Summary {
+        let offered: u64 = stats.timeline.iter().map(|t| t.offered).sum();
+        let completed: u64 = stats.responses.values().sum();
+        let h = &stats.latency;
+        let q = |x: f64| {
+            if h.is_empty() {
+                0
+            } else {
+                h.value_at_quantile(x)
+            }
+        };
+        let bottleneck = if load.lag_ms_max > ENGINE_LAG_MS {
+            "load engine"
+        } else if stats.errors + stats.timeouts > 0 || completed + completed / 100 < offered {
+            "registrar"
+        } else {
+            "none"
+        };
+        Summary {
+            schema: 1,
+            profile: p.name.clone(),
+            started: rfc3339(started_s),
+            duration_s: wall_s,
+            machine,
+            offered_per_s: offered as f64 / wall_s.max(1e-9),
+            completed_per_s: completed as f64 / wall_s.max(1e-9),
+            responses: stats
+                .responses
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
+            errors: stats.errors,
+            timeouts: stats.timeouts,
+            latency_us: Latency {
+                p50: q(0.5),
+                p90: q(0.9),
+                p99: q(0.99),
+                p999: q(0.999),
+                max: h.max(),
+            },
+            tls_handshakes: stats.tls_handshakes,
+            token_cache: None,
+            registrar: None,
+            load,
+            bottleneck: bottleneck.to_string(),
+            timeline: stats
+                .timeline
+                .iter()
+                .enumerate()
+                .map(|(t, s)| TimelineRow {
+                    t: t as u64,
+                    offered: s.offered,
+                    completed: s.completed,
+                    p99_us: if s.latency.is_empty() {
+                        0
+                    } else {
+                        s.latency.value_at_quantile(0.99)
+                    },
+                })
+                .collect(),
+        }
+    }
+
+    /// The table printed at the end and kept in summary.md.
+    pub fn table(&self) -> String {
+        let mut t = String::new();
+        let _ = writeln!(t, "| {:<22} | {:>16} |", "profile", self.profile);
+        let _ = writeln!(t, "|{:-<24}|{:->18}|", "", "");
+        let row = |t: &mut String, k: &str, v: String| {
+            let _ = writeln!(t, "| {k:<22} | {v:>16} |");
+        };
+        row(&mut t, "duration", format!("{:.1} s", self.duration_s));
+        row(&mut t, "offered", format!("{:.0} /s", self.offered_per_s));
+        row(
+            &mut t,
+            "completed",
+            format!("{:.0} /s", self.completed_per_s),
+        );
+        for (code, n) in &self.responses {
+            row(&mut t, &format!("responses {code}"), n.to_string());
+        }
+        row(&mut t, "errors", self.errors.to_string());
+        row(&mut t, "timeouts", self.timeouts.to_string());
+        let l = &self.latency_us;
+        for (k, v) in [
+            ("latency p50", l.p50),
+            ("latency p90", l.p90),
+            ("latency p99", l.p99),
+            ("latency p99.9", l.p999),
+            ("latency max", l.max),
+        ] {
+            row(&mut t, k, format!("{:.3} ms", v as f64 / 1000.0));
+        }
+        row(&mut t, "TLS handshakes", self.tls_handshakes.to_string());
+        if let Some(c) = &self.token_cache {
+            row(&mut t, "token cache hits", c.hits.to_string());
+            row(&mut t, "token cache misses", c.misses.to_string());
+        }
+        if let Some(r) = &self.registrar {
+            row(&mut t, "registrar bindings", r.bindings.to_string());
+            row(
+                &mut t,
+                "registrar RSS",
+                format!("{:.1} MiB", r.rss_bytes as f64 / 1048576.0),
+            );
+            row(&mut t, "registrar CPU", format!("{:.2} s", r.cpu_s));
+        }
+        row(&mut t, "load CPU", format!("{:.2} s", self.load.cpu_s));
+        row(
+            &mut t,
+            "token minting CPU",
+            format!("{:.3} s", self.load.mint_cpu_s),
+        );
+        row(
+            &mut t,
+            "engine lag max",
+            format!("{} ms", self.load.lag_ms_max),
+        );
+        row(&mut t, "bottleneck", self.bottleneck.clone());
+        t
+    }
+
+    /// Writes summary.json, summary.md and latency.hlog into `dir` (created).
+    pub fn write(
+        &self,
+        dir: &Path,
+        stats: &Stats,
+        command: &str,
+        started_s: u64,
+    ) -> Result<Vec<PathBuf>, String> {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let mut files = Vec::new();
+        let json = serde_json::to_string_pretty(self).map_err(|e| e.to_string())?;
+        let path = dir.join("summary.json");
+        std::fs::write(&path, json + "\n").map_err(|e| format!("{}: {e}", path.display()))?;
+        files.push(path);
+        let md = format!(
+            "# regstorm {}: {}\n\nCommand: `{command}`\n\nStarted {}; machine: {} cores, {}, \
+             kernel {}, {}, commit {}.\n\n{}\nLatency counts from each REGISTER's intended send \
+             time (coordinated omission corrected); a 407 is a completed transaction.\n",
+            env!("CARGO_PKG_VERSION"),
+            self.profile,
+            self.started,
+            self.machine.cores,
+            self.machine.cpu,
+            self.machine.kernel,
+            self.machine.rustc,
+            self.machine.commit,
+            self.table()
+        );
+        let path = dir.join("summary.md");
+        std::fs::write(&path, md).map_err(|e| format!("{}: {e}", path.display()))?;
+        files.push(path);
+        let path = dir.join("latency.hlog");
+        write_hlog(&path, stats, started_s).map_err(|e| format!("{}: {e}", path.display()))?;
+        files.push(path);
+        Ok(files)
+    }
+}
+
+/// One interval per second of the run, in the HdrHistogram interval log format (V2, deflated).
+fn write_hlog(path: &Path, stats: &Stats, started_s: u64) -> Result<(), String> {
+    use hdrhistogram::serialization::interval_log::IntervalLogWriterBuilder;
+    use hdrhistogram::serialization::V2DeflateSerializer;
+    let mut out = Vec::new();
+    let mut serializer = V2DeflateSerializer::new();
+    {
+        let mut log = IntervalLogWriterBuilder::new()
+            .with_start_time(std::time::UNIX_EPOCH + std::time::Duration::from_secs(started_s))
+            .begin_log_with(&mut out, &mut serializer)
+            .map_err(|e| e.to_string())?;
+        for (t, s) in stats.timeline.iter().enumerate() {
+            log.write_histogram(
+                &s.latency,
+                std::time::Duration::from_secs(t as u64),
+                std::time::Duration::from_secs(1),
+                None,
+            )
+            .map_err(|e| format!("{e:?}"))?;
+        }
+    }
+    std::fs::write(path, out).map_err(|e| e.to_string())
+}
