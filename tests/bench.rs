@@ -1,0 +1,94 @@
+//! `regstorm bench --profile ci` end to end: the registrar and the load engine in one process
+//! over loopback TLS, the results folder checked against what the profile implies.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_regstorm")
+}
+
+fn out_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("regstorm-bench-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+#[test]
+fn bench_ci_profile_end_to_end() {
+    let out = out_dir("ci");
+    let run = Command::new(bin())
+        .args(["bench", "--profile", "ci", "--log-level", "warn", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{run:?}");
+    assert!(stdout.contains("| responses 200"), "{stdout}");
+    let dirs: Vec<PathBuf> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(dirs.len(), 1);
+    let dir = &dirs[0];
+    assert!(dir
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .starts_with("ci-"));
+    for f in ["summary.json", "summary.md", "latency.hlog"] {
+        let len = std::fs::metadata(dir.join(f)).unwrap().len();
+        assert!(len > 0, "{f} is empty");
+    }
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(s["schema"], 1);
+    assert_eq!(s["profile"], "ci");
+    let devices = 200u64;
+    let n = |v: &serde_json::Value| v.as_u64().unwrap_or(0);
+    // Every device: its first REGISTER challenged once, then 200s every second (6 s, 1 s ramp).
+    assert_eq!(n(&s["responses"]["407"]), devices, "{}", s["responses"]);
+    let ok = n(&s["responses"]["200"]);
+    assert!(ok >= devices * 4 && ok <= devices * 7, "{ok} 200s");
+    assert_eq!(n(&s["errors"]), 0);
+    assert_eq!(n(&s["timeouts"]), 0);
+    assert_eq!(n(&s["tls_handshakes"]), 20);
+    // 4-second tokens renewed at 3 s: the first token and one or two renewals per device, each
+    // a cache miss at the registrar; every other REGISTER with a token is a hit.
+    let misses = n(&s["token_cache"]["misses"]);
+    assert!(
+        misses >= 2 * devices && misses <= 3 * devices,
+        "{misses} misses"
+    );
+    assert_eq!(n(&s["token_cache"]["hits"]) + misses, ok);
+    assert_eq!(n(&s["registrar"]["bindings"]), devices);
+    let lat = &s["latency_us"];
+    assert!(n(&lat["p50"]) <= n(&lat["p99"]) && n(&lat["p99"]) <= n(&lat["max"]));
+    let timeline = s["timeline"].as_array().unwrap();
+    assert!(timeline.len() >= 6);
+    let completed: u64 = timeline.iter().map(|r| n(&r["completed"])).sum();
+    assert_eq!(completed, ok + devices);
+    for key in ["machine", "load", "bottleneck", "offered_per_s", "completed_per_s", "started"] {
+        assert!(!s[key].is_null(), "{key} missing");
+    }
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn bad_profile_values_exit_2_naming_the_flag_or_key() {
+    let run = Command::new(bin())
+        .args(["bench", "--profile", "ci", "--devices", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(2));
+    let err = String::from_utf8(run.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("--devices"), "{err}");
+    let run = Command::new(bin())
+        .args(["bench", "--profile", "no-such-profile"])
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(2));
+    let err = String::from_utf8(run.stderr).unwrap();
+    assert!(err.contains("no-such-profile") && err.contains("quick"), "{err}");
+}
