@@ -36,10 +36,23 @@ fn bench_ci_profile_end_to_end() {
         .unwrap()
         .to_string_lossy()
         .starts_with("ci-"));
-    for f in ["summary.json", "summary.md", "latency.hlog"] {
+    for f in [
+        "summary.json",
+        "summary.md",
+        "latency.hlog",
+        "throughput.svg",
+        "latency.svg",
+    ] {
         let len = std::fs::metadata(dir.join(f)).unwrap().len();
         assert!(len > 0, "{f} is empty");
     }
+    let svg = std::fs::read_to_string(dir.join("latency.svg")).unwrap();
+    assert!(
+        svg.starts_with("<svg") && svg.contains("p99"),
+        "latency.svg"
+    );
+    let hlog = std::fs::read_to_string(dir.join("latency.hlog")).unwrap();
+    assert!(hlog.contains("#[StartTime:"), "an interval log header");
     let s: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
     assert_eq!(s["schema"], 1);
@@ -68,7 +81,14 @@ fn bench_ci_profile_end_to_end() {
     assert!(timeline.len() >= 6);
     let completed: u64 = timeline.iter().map(|r| n(&r["completed"])).sum();
     assert_eq!(completed, ok + devices);
-    for key in ["machine", "load", "bottleneck", "offered_per_s", "completed_per_s", "started"] {
+    for key in [
+        "machine",
+        "load",
+        "bottleneck",
+        "offered_per_s",
+        "completed_per_s",
+        "started",
+    ] {
         assert!(!s[key].is_null(), "{key} missing");
     }
     let _ = std::fs::remove_dir_all(&out);
@@ -90,5 +110,8 @@ fn bad_profile_values_exit_2_naming_the_flag_or_key() {
         .unwrap();
     assert_eq!(run.status.code(), Some(2));
     let err = String::from_utf8(run.stderr).unwrap();
-    assert!(err.contains("no-such-profile") && err.contains("quick"), "{err}");
+    assert!(
+        err.contains("no-such-profile") && err.contains("quick"),
+        "{err}"
+    );
 }

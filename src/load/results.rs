@@ -313,6 +313,10 @@ impl Summary {
         let path = dir.join("latency.hlog");
         write_hlog(&path, stats, started_s).map_err(|e| format!("{}: {e}", path.display()))?;
         files.push(path);
+        super::plots::write(dir, &self.profile, stats)
+            .map_err(|e| format!("{}: plots: {e}", dir.display()))?;
+        files.push(dir.join("throughput.svg"));
+        files.push(dir.join("latency.svg"));
         Ok(files)
     }
 }
