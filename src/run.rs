@@ -359,11 +359,7 @@ pub fn load(args: RunArgs, t: LoadTarget) -> Result<(), Failure> {
         ("tcp" | "udp", Mode::Mra) => {
             return Err(usage("--transport: mode \"mra\" is mutual TLS only"))
         }
-        ("udp", _) => {
-            return Err(usage(
-                "--transport udp: not supported by the load engine yet (tls and tcp are)",
-            ))
-        }
+        ("udp", Mode::Oauth) => Transport::Udp,
         ("tls", mode) => {
             let ca =
                 t.ca.as_deref()

@@ -224,3 +224,68 @@ fn a_lost_connection_reconnects_and_registers_again() {
         "registered again after the backoff"
     );
 }
+
+/// UDP: one datagram per REGISTER; a lost datagram is sent again on timer E (500 ms, then
+/// doubling), and the answer to the retransmission completes the transaction.
+#[test]
+fn udp_datagrams_and_timer_e_retransmissions() {
+    let p = profile(Overrides {
+        devices: Some(4),
+        connections: Some(1),
+        duration_s: Some(4),
+        ..Overrides::default()
+    });
+    let lab = regstorm::lab::generate(Alg::EdDSA).unwrap();
+    let signer = Signer::from_pkcs8(lab.signing_key.as_bytes(), "signing.key").unwrap();
+    let keys = Arc::new(KeySet::new(vec![signer.public_key().clone()]));
+    let mut registrar = Registrar::new(
+        RegistrarSection::default(),
+        Verifier::new(keys, Policy::default(), 1000),
+    );
+    let mut engine = Engine::new(&p, Transport::Udp, signer, 0, 4, 1, T0 * 1000);
+    let facts = Facts {
+        listener: ListenerKind::Udp,
+        conn: 0,
+        source: None,
+    };
+    let mut dropped = 0;
+    let mut delivered = 0;
+    for ms in T0..T0 + 4_000 {
+        let us = ms * 1000;
+        engine.run_due(us);
+        for l in engine.take_connects() {
+            engine.connecting(l);
+            engine.link_up(l, "127.0.0.1:45000", us).unwrap();
+        }
+        for l in engine.take_ready() {
+            while let Some(d) = engine.next_datagram(l) {
+                assert!(String::from_utf8_lossy(&d).contains("SIP/2.0/UDP"));
+                // The network loses the first three datagrams.
+                if dropped < 3 {
+                    dropped += 1;
+                    continue;
+                }
+                delivered += 1;
+                let mut out = Vec::new();
+                regstorm::session::answer_datagram(
+                    &d,
+                    65536,
+                    &mut registrar,
+                    &facts,
+                    ms / 1000,
+                    &mut out,
+                );
+                engine.receive_datagram(l, &out, us);
+            }
+        }
+    }
+    let s = engine.stats();
+    assert_eq!(s.retransmissions, 3, "each lost datagram sent again once");
+    assert_eq!(s.responses.get(&407), Some(&4));
+    assert!(s.responses.get(&200).copied().unwrap_or(0) >= 4 * 3);
+    assert_eq!(s.timeouts + s.errors, 0);
+    // The retransmitted transactions took at least timer E's 500 ms.
+    assert!(s.latency.max() >= 500_000, "{}", s.latency.max());
+    assert_eq!(registrar.bindings().len(), 4);
+    assert!(delivered > 12);
+}

@@ -28,7 +28,21 @@ pub enum Transport {
     },
     /// Plaintext TCP (lab listeners).
     Tcp,
+    /// UDP: one datagram per REGISTER, retransmitted on RFC 3261 timer E (T1 = 500 ms,
+    /// doubling to T2 = 4 s) until a final answer or timer F.
+    Udp,
 }
+
+impl Transport {
+    /// Whether messages go as datagrams (no stream framing, retransmissions).
+    pub fn is_datagram(&self) -> bool {
+        matches!(self, Transport::Udp)
+    }
+}
+
+/// RFC 3261 T1 and T2 (µs).
+const T1_US: u64 = 500_000;
+const T2_US: u64 = 4_000_000;
 
 /// Counters and latencies of one core (merged across cores for the results).
 #[derive(Clone, Debug)]
@@ -48,6 +62,8 @@ pub struct Stats {
     pub mint_ns: u64,
     /// Open-loop turns that found no idle device.
     pub missed_turns: u64,
+    /// UDP retransmissions (timer E).
+    pub retransmissions: u64,
     /// Per second of the run: REGISTERs sent, answers, and their latencies.
     pub timeline: Vec<Second>,
     /// The largest delay between a device being due and the engine getting to it (ms).
@@ -78,6 +94,7 @@ impl Default for Stats {
             tokens_minted: 0,
             mint_ns: 0,
             missed_turns: 0,
+            retransmissions: 0,
             timeline: Vec::new(),
             lag_ms_max: 0,
         }
@@ -119,6 +136,7 @@ impl Stats {
         self.tokens_minted += o.tokens_minted;
         self.mint_ns += o.mint_ns;
         self.missed_turns += o.missed_turns;
+        self.retransmissions += o.retransmissions;
         self.lag_ms_max = self.lag_ms_max.max(o.lag_ms_max);
         for (i, s) in o.timeline.iter().enumerate() {
             if self.timeline.len() <= i {
@@ -159,6 +177,8 @@ struct Link {
     plain: Vec<u8>,
     /// Bytes for the socket.
     wire: Vec<u8>,
+    /// Datagrams for the socket (UDP), in order.
+    datagrams: std::collections::VecDeque<Vec<u8>>,
     /// The devices on this connection (indices into `devices`).
     devices: Vec<usize>,
     /// The Via/Contact address (the socket's local address once connected).
@@ -176,6 +196,8 @@ struct Dev {
     number: u64,
     /// When this device is queued in `due` (u64::MAX: not queued).
     queued_at: u64,
+    /// UDP: the REGISTER in flight, kept for retransmissions.
+    last: Option<Vec<u8>>,
 }
 
 /// One core's engine.
@@ -188,6 +210,8 @@ pub struct Engine {
     links: Vec<Link>,
     by_call_id: HashMap<String, usize>,
     due: BinaryHeap<Reverse<(u64, usize)>>,
+    /// UDP retransmissions: (when, device, CSeq, interval).
+    retransmit: BinaryHeap<Reverse<(u64, usize, u32, u64)>>,
     open_loop: Option<OpenLoop>,
     /// Links with bytes for the socket, for the runtime.
     ready: Vec<usize>,
@@ -264,6 +288,7 @@ impl Engine {
                     inbuf: Vec::new(),
                     plain: Vec::new(),
                     wire: Vec::new(),
+                    datagrams: std::collections::VecDeque::new(),
                     devices: Vec::new(),
                     local: "127.0.0.1:5062".to_string(),
                     flagged: false,
@@ -271,6 +296,7 @@ impl Engine {
                 .collect(),
             by_call_id: HashMap::with_capacity(count as usize),
             due: BinaryHeap::with_capacity(count as usize),
+            retransmit: BinaryHeap::new(),
             open_loop: (profile.rate > 0.0).then(|| OpenLoop::new(run_start_us, 0.0)),
             ready: Vec::new(),
             connect: Vec::new(),
@@ -297,6 +323,7 @@ impl Engine {
                 token: None,
                 number,
                 queued_at: u64::MAX,
+                last: None,
             });
             engine.queue(i, start);
         }
@@ -331,10 +358,8 @@ impl Engine {
     pub fn next_wake(&self) -> Option<u64> {
         let device = self.due.peek().map(|Reverse((t, _))| *t);
         let turn = self.open_loop.as_ref().map(OpenLoop::next_at);
-        match (device, turn) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let retx = self.retransmit.peek().map(|Reverse((t, ..))| *t);
+        [device, turn, retx].into_iter().flatten().min()
     }
 
     /// Links the runtime should connect (each once, until it reports up or down).
@@ -360,6 +385,27 @@ impl Engine {
 
     /// Polls every device that is due at `now_us` (and, in open loop, hands out the turns).
     pub fn run_due(&mut self, now_us: u64) {
+        while let Some(&Reverse((at, i, cseq, interval))) = self.retransmit.peek() {
+            if at > now_us {
+                break;
+            }
+            self.retransmit.pop();
+            let d = &self.devices[i];
+            if !d.device.in_flight() || d.device.cseq() != cseq {
+                continue; // answered, or timed out: no more retransmissions
+            }
+            if let Some(bytes) = d.last.clone() {
+                let l = d.link;
+                if self.links[l].state == LinkState::Up {
+                    self.links[l].datagrams.push_back(bytes);
+                    self.stats.retransmissions += 1;
+                    self.flag(l);
+                }
+                let next = (interval * 2).min(T2_US);
+                self.retransmit
+                    .push(Reverse((now_us + next, i, cseq, next)));
+            }
+        }
         while let Some(&Reverse((at, i))) = self.due.peek() {
             if at > now_us {
                 break;
@@ -471,6 +517,7 @@ impl Engine {
         let transport = match self.transport {
             Transport::Tls { .. } => "TLS",
             Transport::Tcp => "TCP",
+            Transport::Udp => "UDP",
         };
         let register = Register {
             domain: &self.profile.domain,
@@ -491,6 +538,17 @@ impl Engine {
         };
         self.scratch.clear();
         register.write(&mut self.scratch, &self.body);
+        if self.transport.is_datagram() {
+            let datagram = self.scratch.clone();
+            self.links[l].datagrams.push_back(datagram.clone());
+            self.devices[i].last = Some(datagram);
+            self.retransmit
+                .push(Reverse((now_us + T1_US, i, cseq, T1_US)));
+            self.stats.sent += 1;
+            self.stats.second(self.run_start_us, now_us).offered += 1;
+            self.flag(l);
+            return;
+        }
         self.links[l].plain.extend_from_slice(&self.scratch);
         self.stats.sent += 1;
         self.stats.second(self.run_start_us, now_us).offered += 1;
@@ -535,6 +593,7 @@ impl Engine {
         link.inbuf.clear();
         link.plain.clear();
         link.wire.clear();
+        link.datagrams.clear();
         if let Transport::Tls {
             config,
             server_name,
@@ -571,6 +630,20 @@ impl Engine {
             }
             let at = self.devices[i].device.next_due();
             self.queue(i, at);
+        }
+    }
+
+    /// The next datagram for link `l`'s socket (UDP).
+    pub fn next_datagram(&mut self, l: usize) -> Option<Vec<u8>> {
+        self.links[l].datagrams.pop_front()
+    }
+
+    /// One datagram from link `l`'s socket (UDP): a response, or dropped.
+    pub fn receive_datagram(&mut self, l: usize, bytes: &[u8], now_us: u64) {
+        let _ = l;
+        let mut headers = [EMPTY_HEADER; 64];
+        if let Ok(msg) = sip::parse_datagram(bytes, &mut headers, &sip::Limits::default()) {
+            self.answer(&msg, now_us);
         }
     }
 
@@ -617,6 +690,33 @@ impl Engine {
         Ok(())
     }
 
+    /// Hands a response to its device (by Call-ID, for the CSeq in flight).
+    fn answer(&mut self, msg: &sip::Message<'_, '_>, now_us: u64) {
+        let Some((code, answer)) = read_answer(msg) else {
+            return; // a request from the registrar: not expected, ignored
+        };
+        if code < 200 {
+            return;
+        }
+        let Ok(call_id) = msg.call_id() else { return };
+        let Some(&i) = std::str::from_utf8(call_id)
+            .ok()
+            .and_then(|c| self.by_call_id.get(c))
+        else {
+            return;
+        };
+        let Ok(cseq) = msg.cseq() else { return };
+        if cseq.seq != self.devices[i].device.cseq() {
+            return; // an answer to a REGISTER that already timed out
+        }
+        if let Some(done) = self.devices[i].device.answered(now_us, &answer) {
+            self.devices[i].last = None;
+            self.stats
+                .completed(self.run_start_us, now_us, done.status, done.latency_us);
+            self.poll_device(i, now_us, None);
+        }
+    }
+
     /// Frames the responses in link `l`'s buffer and hands each to its device.
     fn dispatch(&mut self, l: usize, now_us: u64) -> Result<(), String> {
         let mut inbuf = std::mem::take(&mut self.links[l].inbuf);
@@ -630,32 +730,7 @@ impl Engine {
                 Ok(Frame::Invalid { len, .. }) => consumed += len,
                 Ok(Frame::Message(msg)) => {
                     consumed += msg.len();
-                    let Some((code, answer)) = read_answer(&msg) else {
-                        continue; // a request from the registrar: not expected, ignored
-                    };
-                    if code < 200 {
-                        continue;
-                    }
-                    let Ok(call_id) = msg.call_id() else { continue };
-                    let Some(&i) = std::str::from_utf8(call_id)
-                        .ok()
-                        .and_then(|c| self.by_call_id.get(c))
-                    else {
-                        continue;
-                    };
-                    let Ok(cseq) = msg.cseq() else { continue };
-                    if cseq.seq != self.devices[i].device.cseq() {
-                        continue; // an answer to a REGISTER that already timed out
-                    }
-                    if let Some(done) = self.devices[i].device.answered(now_us, &answer) {
-                        self.stats.completed(
-                            self.run_start_us,
-                            now_us,
-                            done.status,
-                            done.latency_us,
-                        );
-                        self.poll_device(i, now_us, None);
-                    }
+                    self.answer(&msg, now_us);
                 }
                 Err(e) => break Err(format!("unframable answer: {e}")),
             }

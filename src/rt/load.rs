@@ -9,7 +9,7 @@ use crate::load::engine::{Engine, Stats, Transport};
 use crate::load::profile::Profile;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::channels::local_channel::{self, LocalSender};
-use glommio::net::TcpStream;
+use glommio::net::{TcpStream, UdpSocket};
 use glommio::{LocalExecutorBuilder, Placement};
 use std::cell::RefCell;
 use std::net::SocketAddr;
@@ -162,7 +162,12 @@ async fn core(
         };
         for l in connects {
             engine.borrow_mut().connecting(l);
-            glommio::spawn_local(link(engine.clone(), wakers.clone(), l, plan.target)).detach();
+            if plan.transport.is_datagram() {
+                glommio::spawn_local(udp_link(engine.clone(), wakers.clone(), l, plan.target))
+                    .detach();
+            } else {
+                glommio::spawn_local(link(engine.clone(), wakers.clone(), l, plan.target)).detach();
+            }
         }
         kick(&engine, &wakers);
         {
@@ -237,4 +242,65 @@ async fn link(engine: Rc<RefCell<Engine>>, wakers: Wakers, l: usize, target: Soc
     wakers.borrow_mut()[l] = None;
     drop(writer_task);
     engine.borrow_mut().link_down(l, now_us());
+}
+
+/// One UDP socket "connected" to the target: datagrams out when woken, answers in.
+async fn udp_link(engine: Rc<RefCell<Engine>>, wakers: Wakers, l: usize, target: SocketAddr) {
+    let any: SocketAddr = if target.is_ipv4() {
+        "0.0.0.0:0".parse().expect("an address")
+    } else {
+        "[::]:0".parse().expect("an address")
+    };
+    let mut socket = match UdpSocket::bind(any) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("load: udp socket: {e}");
+            engine.borrow_mut().link_down(l, now_us());
+            return;
+        }
+    };
+    if let Err(e) = socket.connect(target).await {
+        tracing::debug!("load: udp connect to {target}: {e}");
+        engine.borrow_mut().link_down(l, now_us());
+        return;
+    }
+    socket.set_buffer_size(65_536);
+    let local = socket
+        .local_addr()
+        .map_or_else(|_| "127.0.0.1:5062".to_string(), |a| a.to_string());
+    if let Err(e) = engine.borrow_mut().link_up(l, &local, now_us()) {
+        tracing::warn!("load: {e}");
+        engine.borrow_mut().link_down(l, now_us());
+        return;
+    }
+    let socket = Rc::new(socket);
+    let (tx, rx) = local_channel::new_bounded::<()>(1);
+    wakers.borrow_mut()[l] = Some(tx);
+    let (writer_engine, writer_socket) = (engine.clone(), socket.clone());
+    // Held for the life of this task (which ends with the run): dropping it stops the writer.
+    let _writer = glommio::spawn_local(async move {
+        while rx.recv().await.is_some() {
+            loop {
+                let next = writer_engine.borrow_mut().next_datagram(l);
+                let Some(d) = next else { break };
+                // A send error (no listener yet: ICMP) is what retransmission is for.
+                let _ = writer_socket.send(&d).await;
+            }
+        }
+    });
+    kick(&engine, &wakers);
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        match socket.recv(&mut buf).await {
+            Ok(n) => {
+                engine.borrow_mut().receive_datagram(l, &buf[..n], now_us());
+                kick(&engine, &wakers);
+            }
+            Err(e) => {
+                // ECONNREFUSED from an ICMP port unreachable: keep going, the device times out.
+                tracing::debug!("load: udp receive: {e}");
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
 }
