@@ -240,6 +240,17 @@ impl Device {
         }
     }
 
+    /// The last REGISTER of a run (`Expires: 0`): sent now, outside the schedule; its answer
+    /// is taken like any other. Returns its CSeq.
+    pub fn begin_final(&mut self, now_us: u64) -> u32 {
+        self.cseq += 1;
+        self.state = State::InFlight {
+            intended_us: now_us,
+            sent_us: now_us,
+        };
+        self.cseq
+    }
+
     /// A fresh token is held from `now_us` on.
     pub fn token_minted(&mut self, now_us: u64) {
         self.token_us = Some(now_us);

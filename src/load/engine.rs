@@ -198,6 +198,10 @@ struct Dev {
     queued_at: u64,
     /// UDP: the REGISTER in flight, kept for retransmissions.
     last: Option<Vec<u8>>,
+    /// A token minted ahead of need (and when), taken when the device asks for a fresh one.
+    next_token: Option<(String, u64)>,
+    /// When the held token was minted (µs), for minting ahead.
+    token_at: u64,
 }
 
 /// One core's engine.
@@ -213,6 +217,10 @@ pub struct Engine {
     /// UDP retransmissions: (when, device, CSeq, interval).
     retransmit: BinaryHeap<Reverse<(u64, usize, u32, u64)>>,
     open_loop: Option<OpenLoop>,
+    /// Where `mint_ahead` goes on from.
+    mint_cursor: usize,
+    /// The run is over (after `unregister_all`): answers start nothing new.
+    finished: bool,
     /// Links with bytes for the socket, for the runtime.
     ready: Vec<usize>,
     /// Links to connect, for the runtime.
@@ -297,6 +305,8 @@ impl Engine {
             by_call_id: HashMap::with_capacity(count as usize),
             due: BinaryHeap::with_capacity(count as usize),
             retransmit: BinaryHeap::new(),
+            mint_cursor: 0,
+            finished: false,
             open_loop: (profile.rate > 0.0).then(|| OpenLoop::new(run_start_us, 0.0)),
             ready: Vec::new(),
             connect: Vec::new(),
@@ -324,6 +334,8 @@ impl Engine {
                 number,
                 queued_at: u64::MAX,
                 last: None,
+                next_token: None,
+                token_at: 0,
             });
             engine.queue(i, start);
         }
@@ -492,7 +504,8 @@ impl Engine {
         }
     }
 
-    fn mint(&mut self, i: usize, now_us: u64) {
+    /// Signs a token for device `i` (its CPU counted apart).
+    fn sign(&mut self, i: usize, now_us: u64) -> String {
         let started = std::time::Instant::now();
         let now_s = now_us / 1_000_000;
         let d = &self.devices[i];
@@ -505,12 +518,81 @@ impl Engine {
         });
         self.stats.mint_ns += started.elapsed().as_nanos() as u64;
         self.stats.tokens_minted += 1;
+        token
+    }
+
+    /// The device wants a fresh token: one minted ahead if there is one, else signed now.
+    fn mint(&mut self, i: usize, now_us: u64) {
+        // A token minted ahead counts its age from its signing: the device renews it at 75 %
+        // of its real life.
+        let (token, at) = match self.devices[i].next_token.take() {
+            Some(t) => t,
+            None => (self.sign(i, now_us), now_us),
+        };
         let d = &mut self.devices[i];
         d.token = Some(token);
-        d.device.token_minted(now_us);
+        d.token_at = at;
+        d.device.token_minted(at);
+    }
+
+    /// Mints, within `budget_us` of CPU, the tokens devices will want soon (held tokens past
+    /// 60 % of their life; the switch happens at 75 %), so that renewals spread over idle time
+    /// instead of stalling the schedule when they fall due together.
+    pub fn mint_ahead(&mut self, now_us: u64, budget_us: u64) {
+        let started = std::time::Instant::now();
+        let soon = self.profile.token_ttl_s * 600_000;
+        let n = self.devices.len();
+        for _ in 0..n {
+            if started.elapsed().as_micros() as u64 >= budget_us {
+                return;
+            }
+            let i = self.mint_cursor;
+            self.mint_cursor = (self.mint_cursor + 1) % n.max(1);
+            let d = &self.devices[i];
+            if d.token.is_some()
+                && d.next_token.is_none()
+                && now_us.saturating_sub(d.token_at) >= soon
+                && !d.device.is_parked()
+            {
+                let t = self.sign(i, now_us);
+                self.devices[i].next_token = Some((t, now_us));
+            }
+        }
+    }
+
+    /// The run is over: every registered device that is idle sends `Expires: 0`
+    /// (`unregister_at_end`); returns how many went.
+    pub fn unregister_all(&mut self, now_us: u64) -> usize {
+        self.finished = true;
+        let mut sent = 0;
+        for i in 0..self.devices.len() {
+            let d = &self.devices[i];
+            let up = self.links[d.link].state == LinkState::Up;
+            if !up || d.device.in_flight() || d.device.is_parked() || d.token.is_none() {
+                continue;
+            }
+            // A token past 75 % of its life is renewed first, as for any REGISTER.
+            if now_us.saturating_sub(self.devices[i].token_at) >= self.profile.token_ttl_s * 750_000
+            {
+                self.mint(i, now_us);
+            }
+            let cseq = self.devices[i].device.begin_final(now_us);
+            self.write_register(i, cseq, true, 0, now_us);
+            sent += 1;
+        }
+        sent
+    }
+
+    /// Requests still waiting for an answer.
+    pub fn in_flight(&self) -> usize {
+        self.devices.iter().filter(|d| d.device.in_flight()).count()
     }
 
     fn send(&mut self, i: usize, cseq: u32, with_token: bool, now_us: u64) {
+        self.write_register(i, cseq, with_token, 3600, now_us);
+    }
+
+    fn write_register(&mut self, i: usize, cseq: u32, with_token: bool, expires: u32, now_us: u64) {
         let d = &self.devices[i];
         let l = d.link;
         let b = branch(self.profile.seed, d.number, cseq);
@@ -531,7 +613,7 @@ impl Engine {
             contact_user: &d.id.contact_user,
             instance: &d.id.instance,
             device: &d.id.device,
-            expires: 3600,
+            expires,
             token: if with_token { d.token.as_deref() } else { None },
             date: "Mon, 30 Mar 2020 11:03:19 GMT",
             body: self.profile.body == Body::Cisco,
@@ -713,7 +795,9 @@ impl Engine {
             self.devices[i].last = None;
             self.stats
                 .completed(self.run_start_us, now_us, done.status, done.latency_us);
-            self.poll_device(i, now_us, None);
+            if !self.finished {
+                self.poll_device(i, now_us, None);
+            }
         }
     }
 

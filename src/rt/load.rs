@@ -149,6 +149,8 @@ async fn core(
     let engine = Rc::new(RefCell::new(e));
     let wakers: Wakers = Rc::new(RefCell::new((0..n_links).map(|_| None).collect()));
     let end = plan.start_us + plan.profile.duration_s * 1_000_000;
+    // Minting ahead gets at most this much CPU per loop (tokens cost ~20-50 µs each).
+    const MINT_BUDGET_US: u64 = 500;
     let (mut sent, mut completed, mut errors) = (0, 0, 0);
     loop {
         let now = now_us();
@@ -158,6 +160,7 @@ async fn core(
         let connects = {
             let mut e = engine.borrow_mut();
             e.run_due(now);
+            e.mint_ahead(now, MINT_BUDGET_US);
             e.take_connects()
         };
         for l in connects {
@@ -185,6 +188,16 @@ async fn core(
         let next = engine.borrow().next_wake().unwrap_or(u64::MAX);
         let wait = Duration::from_micros(next.saturating_sub(now_us()).min(end - now));
         glommio::timer::sleep(wait.clamp(Duration::from_micros(200), MAX_SLEEP)).await;
+    }
+    if plan.profile.unregister_at_end {
+        // Expires: 0 for every registered device; answers awaited for up to 5 s.
+        let sent = engine.borrow_mut().unregister_all(now_us());
+        kick(&engine, &wakers);
+        let until = now_us() + 5_000_000;
+        while sent > 0 && engine.borrow().in_flight() > 0 && now_us() < until {
+            glommio::timer::sleep(Duration::from_millis(5)).await;
+            kick(&engine, &wakers);
+        }
     }
     let stats = engine.borrow().stats().clone();
     Ok((stats, thread_cpu_ns().saturating_sub(cpu0)))
