@@ -21,7 +21,7 @@ use std::time::Duration;
 /// Bytes read from a connection at a time.
 const READ_BUF: usize = 16 * 1024;
 /// The longest the core loop sleeps (a device made due by an answer is run by the answer).
-const MAX_SLEEP: Duration = Duration::from_millis(5);
+const MAX_SLEEP: Duration = Duration::from_millis(2);
 
 /// Makes each core's signer (a `Signer` is per core, like everything else).
 pub type SignerFactory = Arc<dyn Fn() -> Result<Signer, String> + Send + Sync>;
@@ -222,6 +222,8 @@ async fn link(engine: Rc<RefCell<Engine>>, wakers: Wakers, l: usize, target: Soc
         engine.borrow_mut().link_down(l, now_us());
         return;
     }
+    // The devices waiting for this connection go now, not at the core loop's next turn.
+    engine.borrow_mut().run_due(now_us());
     let (mut reader, mut writer) = futures_lite::io::split(stream);
     let (tx, rx) = local_channel::new_bounded::<()>(1);
     wakers.borrow_mut()[l] = Some(tx);
@@ -286,6 +288,8 @@ async fn udp_link(engine: Rc<RefCell<Engine>>, wakers: Wakers, l: usize, target:
         engine.borrow_mut().link_down(l, now_us());
         return;
     }
+    // The devices waiting for this connection go now, not at the core loop's next turn.
+    engine.borrow_mut().run_due(now_us());
     let socket = Rc::new(socket);
     let (tx, rx) = local_channel::new_bounded::<()>(1);
     wakers.borrow_mut()[l] = Some(tx);
