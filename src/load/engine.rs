@@ -219,6 +219,8 @@ pub struct Engine {
     open_loop: Option<OpenLoop>,
     /// Where `mint_ahead` goes on from.
     mint_cursor: usize,
+    /// When `mint_ahead` next has anything to look at.
+    next_mint_scan: u64,
     /// The run is over (after `unregister_all`): answers start nothing new.
     finished: bool,
     /// Links with bytes for the socket, for the runtime.
@@ -306,6 +308,7 @@ impl Engine {
             due: BinaryHeap::with_capacity(count as usize),
             retransmit: BinaryHeap::new(),
             mint_cursor: 0,
+            next_mint_scan: 0,
             finished: false,
             open_loop: (profile.rate > 0.0).then(|| OpenLoop::new(run_start_us, 0.0)),
             ready: Vec::new(),
@@ -539,25 +542,38 @@ impl Engine {
     /// 60 % of their life; the switch happens at 75 %), so that renewals spread over idle time
     /// instead of stalling the schedule when they fall due together.
     pub fn mint_ahead(&mut self, now_us: u64, budget_us: u64) {
+        // Nothing to do before the earliest held token reaches 60 % of its life.
+        if now_us < self.next_mint_scan {
+            return;
+        }
         let started = std::time::Instant::now();
         let soon = self.profile.token_ttl_s * 600_000;
         let n = self.devices.len();
-        for _ in 0..n {
-            if started.elapsed().as_micros() as u64 >= budget_us {
+        let mut earliest = u64::MAX;
+        for k in 0..n {
+            // The clock is read once per 64 devices.
+            if k % 64 == 63 && started.elapsed().as_micros() as u64 >= budget_us {
+                // Out of budget: go on from here at the next turn.
+                self.next_mint_scan = now_us;
                 return;
             }
             let i = self.mint_cursor;
             self.mint_cursor = (self.mint_cursor + 1) % n.max(1);
             let d = &self.devices[i];
-            if d.token.is_some()
-                && d.next_token.is_none()
-                && now_us.saturating_sub(d.token_at) >= soon
-                && !d.device.is_parked()
-            {
+            if d.token.is_none() || d.next_token.is_some() || d.device.is_parked() {
+                continue;
+            }
+            let due = d.token_at + soon;
+            if now_us >= due {
                 let t = self.sign(i, now_us);
                 self.devices[i].next_token = Some((t, now_us));
+            } else {
+                earliest = earliest.min(due);
             }
         }
+        // A whole pass: the next one when the earliest held token gets there (tokens taken
+        // later can only be younger), at the latest in a second.
+        self.next_mint_scan = earliest.min(now_us + 1_000_000);
     }
 
     /// The run is over: every registered device that is idle sends `Expires: 0`
@@ -695,6 +711,12 @@ impl Engine {
         }
         self.pump_out(l);
         Ok(())
+    }
+
+    /// Link `l` could not be opened: counted as an error, then as [`Engine::link_down`].
+    pub fn link_failed(&mut self, l: usize, now_us: u64) {
+        self.stats.errors += 1;
+        self.link_down(l, now_us);
     }
 
     /// Link `l` failed to connect or was lost: its devices lose what was in flight and back

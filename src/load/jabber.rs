@@ -73,9 +73,13 @@ pub fn cisco_body() -> Vec<u8> {
         "body is {} octets",
         body.len()
     );
+    // The padding goes before the CRLF that precedes the close delimiter (RFC 2046 §5.1.1:
+    // the delimiter line must start with the boundary), at the end of the XML part's content.
     let close = body.len() - (BOUNDARY.len() + 6);
+    debug_assert_eq!(&body[close - 2..close], b"\r\n");
+    let at = close - 2;
     let pad = CISCO_BODY_LEN.saturating_sub(body.len());
-    body.splice(close..close, std::iter::repeat_n(b' ', pad));
+    body.splice(at..at, std::iter::repeat_n(b' ', pad));
     body
 }
 

@@ -22,6 +22,8 @@ use std::time::Duration;
 const READ_BUF: usize = 16 * 1024;
 /// The longest the core loop sleeps (a device made due by an answer is run by the answer).
 const MAX_SLEEP: Duration = Duration::from_millis(2);
+/// The shortest: devices due within it go together at the next turn (fewer timer re-arms).
+const MIN_SLEEP: Duration = Duration::from_millis(1);
 
 /// Makes each core's signer (a `Signer` is per core, like everything else).
 pub type SignerFactory = Arc<dyn Fn() -> Result<Signer, String> + Send + Sync>;
@@ -75,10 +77,17 @@ fn thread_cpu_ns() -> u64 {
 
 /// Runs the plan to its end; returns the merged statistics.
 pub fn run(plan: Plan, live: Arc<Live>) -> Result<Outcome, String> {
-    let cores = plan.cpus.len().max(1) as u64;
     let p = &plan.profile;
+    // No more executors than connections: each executor holds at least one.
+    let cpus: Vec<usize> = plan
+        .cpus
+        .iter()
+        .copied()
+        .take(p.connections.max(1) as usize)
+        .collect();
+    let cores = cpus.len().max(1) as u64;
     let mut handles = Vec::new();
-    for (k, &cpu) in plan.cpus.iter().enumerate() {
+    for (k, &cpu) in cpus.iter().enumerate() {
         let k = k as u64;
         let first = p.devices * k / cores;
         let count = p.devices * (k + 1) / cores - first;
@@ -187,7 +196,7 @@ async fn core(
         }
         let next = engine.borrow().next_wake().unwrap_or(u64::MAX);
         let wait = Duration::from_micros(next.saturating_sub(now_us()).min(end - now));
-        glommio::timer::sleep(wait.clamp(Duration::from_micros(200), MAX_SLEEP)).await;
+        glommio::timer::sleep(wait.clamp(MIN_SLEEP, MAX_SLEEP)).await;
     }
     if plan.profile.unregister_at_end {
         // Expires: 0 for every registered device; answers awaited for up to 5 s.
@@ -209,7 +218,7 @@ async fn link(engine: Rc<RefCell<Engine>>, wakers: Wakers, l: usize, target: Soc
         Ok(s) => s,
         Err(e) => {
             tracing::debug!("load: connect to {target} failed: {e}");
-            engine.borrow_mut().link_down(l, now_us());
+            engine.borrow_mut().link_failed(l, now_us());
             return;
         }
     };
