@@ -70,7 +70,7 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
     # shellcheck source=lib/provenance.sh
     source scripts/lib/provenance.sh
     echo '```'
-} >"$OUT/summary.md"
+} >>"$OUT/summary.md"
 
 for run in $RUNS; do
     case $run in
