@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod lab;
 pub mod load;
+pub mod mix;
 pub mod registrar;
 pub mod rt;
 pub mod run;

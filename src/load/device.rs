@@ -136,7 +136,7 @@ impl Device {
             token_us: None,
             use_token: !timing.challenge_first,
             losses: 0,
-            rng: seed ^ 0x9e37_79b9_7f4a_7c15,
+            rng: seed ^ crate::mix::GAMMA,
         }
     }
 
@@ -331,11 +331,6 @@ impl Device {
     }
 
     fn next_random(&mut self) -> u64 {
-        // splitmix64
-        self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.rng;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        crate::mix::next(&mut self.rng)
     }
 }

@@ -20,12 +20,7 @@ pub struct Identity {
     pub device: String,
 }
 
-fn splitmix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
+use crate::mix::splitmix64 as splitmix;
 
 fn uuid(a: u64, b: u64) -> String {
     let mut s = String::with_capacity(36);

@@ -141,7 +141,7 @@ impl Registrar {
             verifier,
             bindings,
             server,
-            tag_seed: 0x9e37_79b9_7f4a_7c15,
+            tag_seed: crate::mix::GAMMA,
             directory: None,
             warn_host,
         }
@@ -179,11 +179,7 @@ impl Registrar {
 
     fn next_tag(&mut self) -> [u8; 16] {
         // A To tag per response: distinct, not guessable in sequence (splitmix64 of a counter).
-        self.tag_seed = self.tag_seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.tag_seed;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^= z >> 31;
+        let z = crate::mix::next(&mut self.tag_seed);
         let mut tag = [0u8; 16];
         for (i, t) in tag.iter_mut().enumerate() {
             *t = b"0123456789abcdef"[((z >> (60 - 4 * i)) & 15) as usize];

@@ -730,10 +730,7 @@ fn blob(
 
 /// Connection ids come from the runtime, not from clients: a multiplicative mix is enough.
 fn conn_hash(conn: ConnId) -> u64 {
-    let mut z = conn.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
+    crate::mix::splitmix64(conn)
 }
 
 fn expiry_of(now: u64, granted: u32) -> u32 {
