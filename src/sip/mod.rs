@@ -22,5 +22,7 @@ pub use message::{
 pub use name::HeaderName;
 pub use uri::{write_aor, Aor, Host, SipUri, Uri};
 pub use via::Via;
-pub use view::{parse_http_date, write_http_date, Bearer, CSeq, List, MediaType, Values};
+pub use view::{
+    civil_from_days, parse_http_date, write_http_date, Bearer, CSeq, List, MediaType, Values,
+};
 pub use write::{ResponseWriter, Source};
