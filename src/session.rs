@@ -15,6 +15,9 @@ pub enum CloseReason {
     Framing(Error),
     /// TLS failed (the alert, if any, is in the output).
     Tls(String),
+    /// The client certificate chained to the CA but the application refused it (the
+    /// Expressway-C name check of `tls.rs`): the alert is in the output.
+    CertificateRefused(String),
     HandshakeTimeout,
     Idle,
     /// The peer closed its side.
@@ -159,7 +162,18 @@ impl Session {
                         Err(e) => {
                             // rustls queued an alert: send it, then close.
                             let _ = conn.write_tls(&mut self.out_wire);
-                            return Err(self.close(CloseReason::Tls(e.to_string())));
+                            let refused = matches!(
+                                e,
+                                rustls::Error::InvalidCertificate(
+                                    rustls::CertificateError::ApplicationVerificationFailure
+                                )
+                            );
+                            let why = e.to_string();
+                            return Err(self.close(if refused {
+                                CloseReason::CertificateRefused(why)
+                            } else {
+                                CloseReason::Tls(why)
+                            }));
                         }
                     };
                     peer_closed |= state.peer_has_closed();

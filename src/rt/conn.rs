@@ -183,13 +183,11 @@ async fn connection(core: Rc<Core>, li: usize, mut stream: TcpStream) {
             }
         });
         if handshaking {
-            if let Err(CloseReason::Tls(why)) = &result {
+            if let Err(CloseReason::Tls(why) | CloseReason::CertificateRefused(why)) = &result {
                 m.tls_handshake_failed();
-                // The Expressway-C name check fails with this certificate error (tls.rs).
-                let reason = if why.contains("ApplicationVerificationFailure") {
-                    Refusal::MraName
-                } else {
-                    Refusal::Tls
+                let reason = match result {
+                    Err(CloseReason::CertificateRefused(_)) => Refusal::MraName,
+                    _ => Refusal::Tls,
                 };
                 m.connection_refused(kind, reason);
                 tracing::info!("{}: handshake with {peer:?} failed: {why}", kind.as_str());
