@@ -251,6 +251,11 @@ impl Device {
         self.cseq
     }
 
+    /// When the held token was minted (µs); `None` when the device holds none it would use.
+    pub fn token_minted_at(&self) -> Option<u64> {
+        self.token_us
+    }
+
     /// A fresh token is held from `now_us` on.
     pub fn token_minted(&mut self, now_us: u64) {
         self.token_us = Some(now_us);

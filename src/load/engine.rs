@@ -200,8 +200,6 @@ struct Dev {
     last: Option<Vec<u8>>,
     /// A token minted ahead of need (and when), taken when the device asks for a fresh one.
     next_token: Option<(String, u64)>,
-    /// When the held token was minted (µs), for minting ahead.
-    token_at: u64,
 }
 
 /// One core's engine.
@@ -228,7 +226,6 @@ pub struct Engine {
     /// Links to connect, for the runtime.
     connect: Vec<usize>,
     body: Vec<u8>,
-    scratch: Vec<u8>,
     stats: Stats,
 }
 
@@ -317,7 +314,6 @@ impl Engine {
                 Body::Cisco => cisco_body(),
                 Body::None => Vec::new(),
             },
-            scratch: Vec::with_capacity(4096),
             stats: Stats::default(),
         };
         let timing = profile.timing();
@@ -338,7 +334,6 @@ impl Engine {
                 queued_at: u64::MAX,
                 last: None,
                 next_token: None,
-                token_at: 0,
             });
             engine.queue(i, start);
         }
@@ -534,7 +529,6 @@ impl Engine {
         };
         let d = &mut self.devices[i];
         d.token = Some(token);
-        d.token_at = at;
         d.device.token_minted(at);
     }
 
@@ -560,10 +554,14 @@ impl Engine {
             let i = self.mint_cursor;
             self.mint_cursor = (self.mint_cursor + 1) % n.max(1);
             let d = &self.devices[i];
-            if d.token.is_none() || d.next_token.is_some() || d.device.is_parked() {
+            // The device's own record of when its token was minted (none after a refusal).
+            let Some(minted) = d.device.token_minted_at() else {
+                continue;
+            };
+            if d.next_token.is_some() || d.device.is_parked() {
                 continue;
             }
-            let due = d.token_at + soon;
+            let due = minted + soon;
             if now_us >= due {
                 let t = self.sign(i, now_us);
                 self.devices[i].next_token = Some((t, now_us));
@@ -588,8 +586,8 @@ impl Engine {
                 continue;
             }
             // A token past 75 % of its life is renewed first, as for any REGISTER.
-            if now_us.saturating_sub(self.devices[i].token_at) >= self.profile.token_ttl_s * 750_000
-            {
+            let minted = self.devices[i].device.token_minted_at().unwrap_or(0);
+            if now_us.saturating_sub(minted) >= self.profile.token_ttl_s * 750_000 {
                 self.mint(i, now_us);
             }
             let cseq = self.devices[i].device.begin_final(now_us);
@@ -617,10 +615,12 @@ impl Engine {
             Transport::Tcp => "TCP",
             Transport::Udp => "UDP",
         };
+        let datagram = self.transport.is_datagram();
+        let link = &mut self.links[l];
         let register = Register {
             domain: &self.profile.domain,
             user: &d.id.user,
-            local: &self.links[l].local,
+            local: &link.local,
             transport,
             branch: &b,
             from_tag: &d.id.from_tag,
@@ -634,22 +634,21 @@ impl Engine {
             date: "Mon, 30 Mar 2020 11:03:19 GMT",
             body: self.profile.body == Body::Cisco,
         };
-        self.scratch.clear();
-        register.write(&mut self.scratch, &self.body);
-        if self.transport.is_datagram() {
-            let datagram = self.scratch.clone();
-            self.links[l].datagrams.push_back(datagram.clone());
-            self.devices[i].last = Some(datagram);
+        self.stats.sent += 1;
+        self.stats.second(self.run_start_us, now_us).offered += 1;
+        if datagram {
+            // One datagram, kept for timer E's retransmissions.
+            let mut bytes = Vec::with_capacity(4096);
+            register.write(&mut bytes, &self.body);
+            link.datagrams.push_back(bytes.clone());
+            self.devices[i].last = Some(bytes);
             self.retransmit
                 .push(Reverse((now_us + T1_US, i, cseq, T1_US)));
-            self.stats.sent += 1;
-            self.stats.second(self.run_start_us, now_us).offered += 1;
             self.flag(l);
             return;
         }
-        self.links[l].plain.extend_from_slice(&self.scratch);
-        self.stats.sent += 1;
-        self.stats.second(self.run_start_us, now_us).offered += 1;
+        // Streams: written straight into the link's pending plaintext.
+        register.write(&mut link.plain, &self.body);
         self.pump_out(l);
     }
 
