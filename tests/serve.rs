@@ -121,6 +121,17 @@ fn register(n: u32, token: Option<&str>, cseq: u32, transport: &str, expires: u3
     out
 }
 
+/// `msg` without its `name:` header lines.
+fn without_header(msg: &[u8], name: &str) -> Vec<u8> {
+    let prefix = format!("{name}:");
+    String::from_utf8(msg.to_vec())
+        .unwrap()
+        .split_inclusive("\r\n")
+        .filter(|l| !l.starts_with(&prefix))
+        .collect::<String>()
+        .into_bytes()
+}
+
 /// Reads one response (head and its Content-Length body) from a byte stream.
 fn read_response(r: &mut impl BufRead) -> std::io::Result<String> {
     let mut head = String::new();
@@ -348,15 +359,8 @@ fn tcp_pipelining_trickle_and_close_removes_bindings() {
     // The connection closes: its binding goes with it (seen from another connection).
     drop(s);
     let mut other = tcp_connect(addr);
-    let fetch = |cseq| {
-        // A fetch: the same REGISTER without Contact.
-        let text = String::from_utf8(register(1, Some(&tok), cseq, "TCP", 3600)).unwrap();
-        let text: String = text
-            .split_inclusive("\r\n")
-            .filter(|l| !l.starts_with("Contact:"))
-            .collect();
-        text.into_bytes()
-    };
+    // A fetch: the same REGISTER without Contact.
+    let fetch = |cseq| without_header(&register(1, Some(&tok), cseq, "TCP", 3600), "Contact");
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let r = exchange(&mut other, &fetch(10));
@@ -462,16 +466,13 @@ fn bad_input_gets_400_and_a_broken_stream_is_closed() {
     let addr = server.addr(ListenerKind::Tcp).unwrap();
     let mut s = tcp_connect(addr);
     // A missing Call-ID: 400 naming it, the connection stays up.
-    let msg = String::from_utf8(register(1, None, 1, "TCP", 3600)).unwrap();
-    let broken: String = msg
-        .split_inclusive("\r\n")
-        .filter(|l| !l.starts_with("Call-ID:"))
-        .collect();
-    let r = exchange(&mut s, broken.as_bytes());
+    let broken = without_header(&register(1, None, 1, "TCP", 3600), "Call-ID");
+    let r = exchange(&mut s, &broken);
     assert_eq!(status(&r), 400, "{r}");
     let r = exchange(&mut s, &register(1, None, 2, "TCP", 3600));
     assert_eq!(status(&r), 407, "{r}");
     // A Content-Length that is not a number breaks framing: 400, then the close.
+    let msg = String::from_utf8(register(1, None, 1, "TCP", 3600)).unwrap();
     let bad = msg.replace("Content-Length: ", "Content-Length: x");
     let r = exchange(&mut s, bad.as_bytes());
     assert_eq!(status(&r), 400, "{r}");
@@ -781,14 +782,7 @@ fn two_cores_share_one_binding_table() {
     let r = exchange(&mut owner, &register(1, Some(&tok), 1, "TCP", 3600));
     assert_eq!(status(&r), 200, "{r}");
     // Connections spread over both cores by SO_REUSEPORT; each must see the binding.
-    let fetch = {
-        let text = String::from_utf8(register(1, Some(&tok), 2, "TCP", 3600)).unwrap();
-        let text: String = text
-            .split_inclusive("\r\n")
-            .filter(|l| !l.starts_with("Contact:"))
-            .collect();
-        text.into_bytes()
-    };
+    let fetch = without_header(&register(1, Some(&tok), 2, "TCP", 3600), "Contact");
     for _ in 0..16 {
         let mut other = tcp_connect(addr);
         let r = exchange(&mut other, &fetch);
