@@ -41,14 +41,9 @@ ISS=https://cucm-pub.example.com:8443/ssosp/oauth
 AUD=ccmsipline
 
 fail() { echo "compare-peers: $*" >&2; exit 1; }
+# shellcheck source=lib/common.sh
+source scripts/lib/common.sh
 
-need_pkg() { # command package
-    command -v "$1" >/dev/null && return
-    echo "== installing $2 (apt-get)"
-    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2"; } >/dev/null 2>&1; then
-        fail "$1 missing and apt-get install $2 failed"
-    fi
-}
 need_pkg sipp sip-tester
 case " $PEERS " in *" kamailio "*) need_pkg kamailio kamailio ;; esac
 
@@ -72,9 +67,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 wait_listening() { # port pid name
     local i
@@ -118,24 +110,7 @@ cpu_ns() {
     for p in "$@"; do cat /proc/"$p"/task/*/schedstat; done | awk '{s += $1} END {printf "%d\n", s}'
 }
 
-# Percent of all CPUs busy over one second (/proc/stat).
-busy_pct() {
-    local a b c d e f g h t0 i0 t1 i1
-    read -r _ a b c d e f g h _ </proc/stat; t0=$((a + b + c + d + e + f + g + h)); i0=$((d + e))
-    sleep 1
-    read -r _ a b c d e f g h _ </proc/stat; t1=$((a + b + c + d + e + f + g + h)); i1=$((d + e))
-    echo $((100 * ((t1 - t0) - (i1 - i0)) / (t1 - t0 > 0 ? t1 - t0 : 1)))
-}
 
-# Waits (bounded) for the machine to be quiet; prints the last busy percentage seen.
-wait_quiet() {
-    local waited=0 b
-    b=$(busy_pct)
-    while [ "$b" -gt "$QUIET_PCT" ] && [ "$waited" -lt "$QUIET_WAIT" ]; do
-        b=$(busy_pct); waited=$((waited + 1))
-    done
-    echo "$b"
-}
 
 echo "== lab material and $USERS tokens"
 "$bin" keys --out "$work/lab" >"$work/keys.log" 2>&1 || fail "regstorm keys failed: $(tail -n 1 "$work/keys.log")"
@@ -204,11 +179,6 @@ sipp_run() {
     echo "$rc"
 }
 
-# stat_col file name: the last row's value of column `name` of SIPp's statistics CSV.
-stat_col() {
-    awk -F';' -v col="$2" 'NR == 1 {for (i = 1; i <= NF; i++) if ($i == col) c = i; next}
-        {v = $c} END {print v + 0}' "$1"
-}
 
 mkdir -p "$OUT"
 raw=$OUT/raw.tsv
@@ -219,7 +189,7 @@ hz=$(getconf CLK_TCK)
 # over all of them rather than falling on one; the summary takes each server's median.
 for round in $(seq 1 "$ROUNDS"); do
 for peer in $PEERS; do
-    port=$(free_port)
+    port=$(free_port tcp)
     echo "== round $round: $peer on 127.0.0.1:$port"
     start_server "$peer" "$port"
     # Unmeasured pass: every user registers once (tokens verified and cached, bindings made).

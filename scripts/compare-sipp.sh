@@ -50,14 +50,9 @@ DOMAIN=10.10.10.1
 USER_START=1000000
 
 fail() { echo "compare-sipp: $*" >&2; exit 1; }
+# shellcheck source=lib/common.sh
+source scripts/lib/common.sh
 
-need_pkg() { # command package
-    command -v "$1" >/dev/null && return
-    echo "== installing $2 (apt-get)"
-    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2"; } >/dev/null 2>&1; then
-        fail "$1 missing and apt-get install $2 failed"
-    fi
-}
 need_pkg sipp sip-tester
 need_pkg taskset util-linux
 command -v python3 >/dev/null || fail "python3 missing (free ports, CPU accounting, summary.json)"
@@ -87,28 +82,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
-# Percent of all CPUs busy over one second (/proc/stat).
-busy_pct() {
-    local a b c d e f g h t0 i0 t1 i1
-    read -r _ a b c d e f g h _ </proc/stat; t0=$((a + b + c + d + e + f + g + h)); i0=$((d + e))
-    sleep 1
-    read -r _ a b c d e f g h _ </proc/stat; t1=$((a + b + c + d + e + f + g + h)); i1=$((d + e))
-    echo $((100 * ((t1 - t0) - (i1 - i0)) / (t1 - t0 > 0 ? t1 - t0 : 1)))
-}
 
-# Waits (bounded) for the machine to be quiet; prints the last busy percentage seen.
-wait_quiet() {
-    local waited=0 b
-    b=$(busy_pct)
-    while [ "$b" -gt "$QUIET_PCT" ] && [ "$waited" -lt "$QUIET_WAIT" ]; do
-        b=$(busy_pct); waited=$((waited + 1))
-    done
-    echo "$b"
-}
 
 # measure LIMIT_S LOG CMD...: runs CMD (stdin /dev/null, stdout and stderr to LOG), kills it
 # after LIMIT_S, and prints "exit_code cpu_us stat_ticks wall_s": the process's CPU over its
@@ -154,11 +129,6 @@ print(*want.values())
 EOF
 }
 
-# stat_col file name: the last row's value of column `name` of SIPp's statistics CSV.
-stat_col() {
-    awk -F';' -v col="$2" 'NR == 1 {for (i = 1; i <= NF; i++) if ($i == col) c = i; next}
-        {v = $c} END {print v + 0}' "$1"
-}
 
 echo "== lab material and $USERS tokens"
 "$bin" keys --out "$work/lab" >"$work/keys.log" 2>&1 || fail "regstorm keys failed: $(tail -n 1 "$work/keys.log")"
@@ -174,7 +144,7 @@ csv=$work/users.csv
 } >"$csv"
 token_len=$(sed -n 2p "$csv" | cut -d';' -f2 | tr -d '\n' | wc -c)
 
-port=$(free_port); admin=$(free_port)
+port=$(free_port tcp); admin=$(free_port tcp)
 cat >"$work/lab/compare.toml" <<EOF
 [registrar]
 realm = "ccmsipline"

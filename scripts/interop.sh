@@ -18,6 +18,8 @@ USERS=${USERS:-50}
 DOMAIN=10.10.10.1
 
 fail() { echo "interop: $*" >&2; exit 1; }
+# shellcheck source=lib/common.sh
+source scripts/lib/common.sh
 
 if ! command -v sipp >/dev/null; then
     echo "== installing sip-tester (SIPp) with apt-get"
@@ -44,11 +46,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { # tcp|udp
-    python3 -c 'import socket, sys
-kind = socket.SOCK_DGRAM if sys.argv[1] == "udp" else socket.SOCK_STREAM
-s = socket.socket(socket.AF_INET, kind); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' "$1"
-}
 
 # The server's last warnings or errors, to append to a failure line.
 server_log() {

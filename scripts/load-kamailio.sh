@@ -19,6 +19,8 @@ CONNECTIONS=${CONNECTIONS:-5}
 DURATION=${DURATION:-5}
 
 fail() { echo "load-kamailio: $*" >&2; exit 1; }
+# shellcheck source=lib/common.sh
+source scripts/lib/common.sh
 
 if ! command -v kamailio >/dev/null; then
     echo "== installing kamailio (apt-get)"
@@ -46,11 +48,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { # tcp|udp
-    python3 -c 'import socket, sys
-kind = socket.SOCK_DGRAM if sys.argv[1] == "udp" else socket.SOCK_STREAM
-s = socket.socket(socket.AF_INET, kind); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' "$1"
-}
 
 "$bin" keys --out "$work/lab" >"$work/keys.log" 2>&1 || fail "regstorm keys: $(tail -n 1 "$work/keys.log")"
 
