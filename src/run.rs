@@ -12,8 +12,7 @@ use crate::load::results::{
 };
 use crate::rt::load::{Live, Plan, SignerFactory};
 use crate::rt::{now_ms, now_us, Server};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::pki_types::ServerName;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -94,28 +93,14 @@ fn client_tls(
     identity: Option<(&[u8], &[u8])>,
     server_name: &str,
 ) -> Result<Transport, Failure> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_slice_iter(ca_pem) {
-        let c = c.map_err(|e| usage(format!("{ca_name}: {e}")))?;
-        roots.add(c).map_err(|e| usage(format!("{ca_name}: {e}")))?;
-    }
-    let b = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| failed(e.to_string()))?
-        .with_root_certificates(roots);
-    let config = match identity {
-        None => b.with_no_client_auth(),
-        Some((cert, key)) => {
-            let chain = CertificateDer::pem_slice_iter(cert)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| usage(format!("--client-cert: {e}")))?;
-            let key = PrivateKeyDer::from_pem_slice(key)
-                .map_err(|e| usage(format!("--client-key: {e}")))?;
-            b.with_client_auth_cert(chain, key)
-                .map_err(|e| usage(format!("--client-key: {e}")))?
-        }
-    };
+    use crate::tls::ClientPart;
+    let config = crate::tls::client_config(ca_pem, identity).map_err(|(part, e)| {
+        usage(match part {
+            ClientPart::Ca => format!("{ca_name}: {e}"),
+            ClientPart::Certificate => format!("--client-cert: {e}"),
+            ClientPart::Key => format!("--client-key: {e}"),
+        })
+    })?;
     let server_name = ServerName::try_from(server_name.to_string())
         .map_err(|e| usage(format!("--server-name: {e}")))?;
     Ok(Transport::Tls {

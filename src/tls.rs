@@ -198,3 +198,40 @@ pub fn server_config(
     cfg.ticketer = provider::Ticketer::new().map_err(|e| err(config_file, &key_name("kind"), e))?;
     Ok(Arc::new(cfg))
 }
+
+/// Which input of [`client_config`] was at fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientPart {
+    Ca,
+    Certificate,
+    Key,
+}
+
+/// A client configuration (the load engine's): every certificate in `ca_pem` as a root, and a
+/// client certificate chain and key (PEM) for mutual TLS when given.
+pub fn client_config(
+    ca_pem: &[u8],
+    identity: Option<(&[u8], &[u8])>,
+) -> Result<rustls::ClientConfig, (ClientPart, String)> {
+    let mut roots = RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(ca_pem) {
+        let c = c.map_err(|e| (ClientPart::Ca, e.to_string()))?;
+        roots.add(c).map_err(|e| (ClientPart::Ca, e.to_string()))?;
+    }
+    let b = rustls::ClientConfig::builder_with_provider(Arc::new(provider::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| (ClientPart::Ca, e.to_string()))?
+        .with_root_certificates(roots);
+    Ok(match identity {
+        None => b.with_no_client_auth(),
+        Some((cert, key)) => {
+            let chain = CertificateDer::pem_slice_iter(cert)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| (ClientPart::Certificate, e.to_string()))?;
+            let key =
+                PrivateKeyDer::from_pem_slice(key).map_err(|e| (ClientPart::Key, e.to_string()))?;
+            b.with_client_auth_cert(chain, key)
+                .map_err(|e| (ClientPart::Key, e.to_string()))?
+        }
+    })
+}

@@ -49,15 +49,7 @@ impl Rig {
                 .with_no_client_auth()
                 .with_single_cert(certs, key)
                 .unwrap();
-            let mut roots = rustls::RootCertStore::empty();
-            roots
-                .add(CertificateDer::from_pem_slice(lab.ca_pem.as_bytes()).unwrap())
-                .unwrap();
-            let client = rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .unwrap()
-                .with_root_certificates(roots)
-                .with_no_client_auth();
+            let client = regstorm::tls::client_config(lab.ca_pem.as_bytes(), None).unwrap();
             (
                 Transport::Tls {
                     config: Arc::new(client),

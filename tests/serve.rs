@@ -8,8 +8,7 @@ use regstorm::config::{Config, ListenerKind};
 use regstorm::lab::LabMaterial;
 use regstorm::load::jabber::{cisco_body, Register};
 use regstorm::rt::Server;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::pki_types::ServerName;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -173,26 +172,8 @@ fn contacts(resp: &str) -> usize {
 }
 
 fn client_config(lab: &Lab, identity: Option<(&str, &str)>) -> Arc<rustls::ClientConfig> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from_pem_slice(lab.m.ca_pem.as_bytes()).unwrap())
-        .unwrap();
-    let b = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots);
-    Arc::new(match identity {
-        None => b.with_no_client_auth(),
-        Some((cert, key)) => b
-            .with_client_auth_cert(
-                CertificateDer::pem_slice_iter(cert.as_bytes())
-                    .collect::<Result<_, _>>()
-                    .unwrap(),
-                PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap(),
-            )
-            .unwrap(),
-    })
+    let identity = identity.map(|(c, k)| (c.as_bytes(), k.as_bytes()));
+    Arc::new(regstorm::tls::client_config(lab.m.ca_pem.as_bytes(), identity).unwrap())
 }
 
 type Tls = BufReader<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>;
@@ -584,18 +565,8 @@ fn sighup_reloads_certificate_and_keys_without_dropping_connections() {
     let client = {
         // Trust the lab CA and the second lab's CA (the new certificate comes from it).
         let second = regstorm::lab::generate(Alg::EdDSA).unwrap();
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut roots = rustls::RootCertStore::empty();
-        for pem in [&lab.m.ca_pem, &second.ca_pem] {
-            roots
-                .add(CertificateDer::from_pem_slice(pem.as_bytes()).unwrap())
-                .unwrap();
-        }
-        let cfg = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let both = format!("{}{}", lab.m.ca_pem, second.ca_pem);
+        let cfg = regstorm::tls::client_config(both.as_bytes(), None).unwrap();
         (Arc::new(cfg), second)
     };
     let (cfg, second) = client;

@@ -34,15 +34,7 @@ fn lab() -> Lab {
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from_pem_slice(m.ca_pem.as_bytes()).unwrap())
-        .unwrap();
-    let client = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let client = regstorm::tls::client_config(m.ca_pem.as_bytes(), None).unwrap();
     let signer = Signer::from_pkcs8(m.signing_key.as_bytes(), "signing.key").unwrap();
     Lab {
         server: Arc::new(server),
