@@ -61,6 +61,7 @@ fn timing() -> Timing {
         timeout_ms: 32_000,
         backoff_min_ms: 1_000,
         backoff_max_ms: 60_000,
+        send_slack_us: 0,
     }
 }
 
@@ -380,4 +381,38 @@ fn latency_counts_from_the_intended_time_so_stalls_show() {
     assert_eq!(r.intended_us, due);
     let done = d.answered(due + 260, &ok(120)).unwrap();
     assert_eq!(done.latency_us, 260_000);
+}
+
+#[test]
+fn batching_slack_is_not_latency_but_lag_beyond_it_is() {
+    // The engine sends in ticks of up to 2 ms: a REGISTER it sends within 2 ms of its time
+    // counts from when it went out; one it sends later (the engine lagging) counts from its
+    // time plus the slack, so the stall still shows.
+    let mut d = D::new(
+        Timing {
+            send_slack_us: 2_000,
+            ..timing()
+        },
+        0,
+        1,
+    );
+    let t = register(&mut d, 0);
+    // In µs from here.
+    let due = (t + 108_000) * 1000;
+    // Sent 1.5 ms late, answered 0.2 ms after sending: 200 µs.
+    d.0.poll(due + 1_500);
+    let done = d.0.answered(due + 1_700, &ok(120)).unwrap();
+    assert_eq!(done.latency_us, 200);
+    // Sent 250 ms late (beyond the slack), answered 0.2 ms after sending: 248.2 ms.
+    let due = due + 1_700 + 108_000_000;
+    d.0.poll(due + 250_000);
+    let done = d.0.answered(due + 250_200, &ok(120)).unwrap();
+    assert_eq!(done.latency_us, 248_200);
+    // A timeout counts the same way: from the send, when that was within the slack.
+    let due = due + 250_200 + 108_000_000;
+    d.0.poll(due + 1_000);
+    let Want::TimedOut { latency_us } = d.0.poll(due + 1_000 + 32_000_000) else {
+        panic!("timer F")
+    };
+    assert_eq!(latency_us, 32_000_000);
 }

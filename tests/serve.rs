@@ -357,6 +357,40 @@ fn tcp_pipelining_trickle_and_close_removes_bindings() {
 }
 
 #[test]
+fn a_large_pipelined_batch_then_close_gets_every_answer() {
+    // Many pages of REGISTERs in one write, then the write side shut: the registrar takes
+    // what is waiting in several reads, answers all of it, and only then closes.
+    let lab = lab("batch");
+    let server = start(&lab, 1, "");
+    let addr = server.addr(ListenerKind::Tcp).unwrap();
+    let tok = token(&lab, "1001");
+    let mut s = tcp_connect(addr);
+    let mut batch = Vec::new();
+    for cseq in 1..=60 {
+        batch.extend(register(1, Some(&tok), cseq, "TCP", 3600));
+    }
+    assert!(
+        batch.len() > 8 * 4096,
+        "{} bytes: several read buffers",
+        batch.len()
+    );
+    s.get_mut().write_all(&batch).unwrap();
+    s.get_ref().shutdown(std::net::Shutdown::Write).unwrap();
+    for cseq in 1..=60 {
+        let r = read_response(&mut s).unwrap();
+        assert_eq!(status(&r), 200, "{r}");
+        assert_eq!(
+            header(&r, "CSeq"),
+            Some(format!("{cseq} REGISTER").as_str())
+        );
+    }
+    let mut rest = Vec::new();
+    s.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty(), "nothing after the answers, then the close");
+    server.stop();
+}
+
+#[test]
 fn udp_answers_to_the_source_with_rport() {
     let lab = lab("udp");
     let server = start(&lab, 1, "");

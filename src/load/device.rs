@@ -29,6 +29,11 @@ pub struct Timing {
     /// First reconnect wait; doubles per failure up to `backoff_max_ms`, jittered.
     pub backoff_min_ms: u64,
     pub backoff_max_ms: u64,
+    /// How late (µs) the engine may send a REGISTER by batching its sends into ticks without
+    /// it counting as latency: a REGISTER sent within this of its intended time is measured
+    /// from when it was sent; one sent later (the engine lagging) from its intended time plus
+    /// this, so a stall still shows in the tail. 0: always from the intended time.
+    pub send_slack_us: u64,
 }
 
 impl Default for Timing {
@@ -41,6 +46,7 @@ impl Default for Timing {
             timeout_ms: 32_000,
             backoff_min_ms: 1_000,
             backoff_max_ms: 60_000,
+            send_slack_us: 0,
         }
     }
 }
@@ -140,6 +146,11 @@ impl Device {
         }
     }
 
+    /// Sets [`Timing::send_slack_us`]: the engine's batching tick.
+    pub fn set_send_slack(&mut self, us: u64) {
+        self.timing.send_slack_us = us;
+    }
+
     /// The CSeq of the last REGISTER sent (a stable Call-ID, growing CSeq).
     pub fn cseq(&self) -> u32 {
         self.cseq
@@ -178,7 +189,7 @@ impl Device {
                 self.state = State::Ready;
                 self.next_us = now_us + self.backoff();
                 Want::TimedOut {
-                    latency_us: now_us.saturating_sub(intended_us),
+                    latency_us: now_us.saturating_sub(self.reference(intended_us, sent_us)),
                 }
             }
             State::Ready if now_us < self.next_us => Want::Wait { at: self.next_us },
@@ -274,9 +285,12 @@ impl Device {
     /// with the token it holds.
     pub fn disconnected(&mut self, now_us: u64) -> Option<Done> {
         let lost = match self.state {
-            State::InFlight { intended_us, .. } => Some(Done {
+            State::InFlight {
+                intended_us,
+                sent_us,
+            } => Some(Done {
                 status: 0,
-                latency_us: now_us.saturating_sub(intended_us),
+                latency_us: now_us.saturating_sub(self.reference(intended_us, sent_us)),
             }),
             _ => None,
         };
@@ -290,12 +304,16 @@ impl Device {
 
     /// The final answer to the REGISTER in flight arrived at `now_us`.
     pub fn answered(&mut self, now_us: u64, a: &Answer) -> Option<Done> {
-        let State::InFlight { intended_us, .. } = self.state else {
+        let State::InFlight {
+            intended_us,
+            sent_us,
+        } = self.state
+        else {
             return None;
         };
         let done = Done {
             status: a.status,
-            latency_us: now_us.saturating_sub(intended_us),
+            latency_us: now_us.saturating_sub(self.reference(intended_us, sent_us)),
         };
         self.state = State::Ready;
         match (a.status, a.retry_after_s) {
@@ -319,6 +337,12 @@ impl Device {
             _ => self.next_us = now_us + self.timing.reregister_ms.max(1_000_000),
         }
         Some(done)
+    }
+
+    /// Where a transaction's latency counts from: its intended time, less the engine's
+    /// batching slack (see [`Timing::send_slack_us`]), never after it was really sent.
+    fn reference(&self, intended_us: u64, sent_us: u64) -> u64 {
+        sent_us.min(intended_us.saturating_add(self.timing.send_slack_us))
     }
 
     /// The reconnect (or retry) wait: min * 2^(losses-1), capped, uniformly jittered over its

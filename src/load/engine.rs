@@ -347,6 +347,14 @@ impl Engine {
         }
     }
 
+    /// The runtime sends in ticks of up to `us`: lateness within it is not latency (see
+    /// [`crate::load::device::Timing::send_slack_us`]).
+    pub fn set_send_slack(&mut self, us: u64) {
+        for d in &mut self.devices {
+            d.device.set_send_slack(us);
+        }
+    }
+
     pub fn stats(&self) -> &Stats {
         &self.stats
     }
@@ -574,6 +582,11 @@ impl Engine {
         self.next_mint_scan = earliest.min(now_us + 1_000_000);
     }
 
+    /// The run is over: answers still arriving are taken, but no device sends again.
+    pub fn finish(&mut self) {
+        self.finished = true;
+    }
+
     /// The run is over: every registered device that is idle sends `Expires: 0`
     /// (`unregister_at_end`); returns how many went.
     pub fn unregister_all(&mut self, now_us: u64) -> usize {
@@ -754,6 +767,24 @@ impl Engine {
     pub fn transmit(&mut self, l: usize, out: &mut Vec<u8>) {
         self.pump_out(l);
         out.append(&mut self.links[l].wire);
+    }
+
+    /// The bytes waiting for link `l`'s socket (stream transports); report what the socket
+    /// took with [`Engine::wrote`].
+    pub fn wire(&mut self, l: usize) -> &[u8] {
+        self.pump_out(l);
+        &self.links[l].wire
+    }
+
+    /// The socket took the first `n` bytes of [`Engine::wire`].
+    pub fn wrote(&mut self, l: usize, n: usize) {
+        let wire = &mut self.links[l].wire;
+        let n = n.min(wire.len());
+        if n == wire.len() {
+            wire.clear();
+        } else {
+            wire.drain(..n);
+        }
     }
 
     /// Bytes from link `l`'s socket; an error means the link must be closed.
