@@ -756,10 +756,17 @@ impl Engine {
 
     /// One datagram from link `l`'s socket (UDP): a response, or dropped.
     pub fn receive_datagram(&mut self, l: usize, bytes: &[u8], now_us: u64) {
+        self.receive_datagram_at(l, bytes, now_us, now_us);
+    }
+
+    /// [`Engine::receive_datagram`] for a datagram that arrived at `arrived_us` (the kernel's
+    /// receive time) and is read at `now_us`: latencies end at its arrival, and what the
+    /// answers make devices send goes now.
+    pub fn receive_datagram_at(&mut self, l: usize, bytes: &[u8], arrived_us: u64, now_us: u64) {
         let _ = l;
         let mut headers = [EMPTY_HEADER; 64];
         if let Ok(msg) = sip::parse_datagram(bytes, &mut headers, &sip::Limits::default()) {
-            self.answer(&msg, now_us);
+            self.answer(&msg, arrived_us, now_us);
         }
     }
 
@@ -789,6 +796,19 @@ impl Engine {
 
     /// Bytes from link `l`'s socket; an error means the link must be closed.
     pub fn receive(&mut self, l: usize, bytes: &[u8], now_us: u64) -> Result<(), String> {
+        self.receive_at(l, bytes, now_us, now_us)
+    }
+
+    /// [`Engine::receive`] for bytes that arrived at `arrived_us` (the kernel's receive time)
+    /// and are read at `now_us`: latencies end at their arrival, and what the answers make
+    /// devices send goes now.
+    pub fn receive_at(
+        &mut self,
+        l: usize,
+        bytes: &[u8],
+        arrived_us: u64,
+        now_us: u64,
+    ) -> Result<(), String> {
         let link = &mut self.links[l];
         match &mut link.tls {
             Some(tls) => {
@@ -819,13 +839,13 @@ impl Engine {
             }
             None => link.inbuf.extend_from_slice(bytes),
         }
-        self.dispatch(l, now_us)?;
+        self.dispatch(l, arrived_us, now_us)?;
         self.pump_out(l);
         Ok(())
     }
 
     /// Hands a response to its device (by Call-ID, for the CSeq in flight).
-    fn answer(&mut self, msg: &sip::Message<'_, '_>, now_us: u64) {
+    fn answer(&mut self, msg: &sip::Message<'_, '_>, arrived_us: u64, now_us: u64) {
         let Some((code, answer)) = read_answer(msg) else {
             return; // a request from the registrar: not expected, ignored
         };
@@ -843,10 +863,10 @@ impl Engine {
         if cseq.seq != self.devices[i].device.cseq() {
             return; // an answer to a REGISTER that already timed out
         }
-        if let Some(done) = self.devices[i].device.answered(now_us, &answer) {
+        if let Some(done) = self.devices[i].device.answered(arrived_us, &answer) {
             self.devices[i].last = None;
             self.stats
-                .completed(self.run_start_us, now_us, done.status, done.latency_us);
+                .completed(self.run_start_us, arrived_us, done.status, done.latency_us);
             if !self.finished {
                 self.poll_device(i, now_us, None);
             }
@@ -854,7 +874,7 @@ impl Engine {
     }
 
     /// Frames the responses in link `l`'s buffer and hands each to its device.
-    fn dispatch(&mut self, l: usize, now_us: u64) -> Result<(), String> {
+    fn dispatch(&mut self, l: usize, arrived_us: u64, now_us: u64) -> Result<(), String> {
         let mut inbuf = std::mem::take(&mut self.links[l].inbuf);
         let mut consumed = 0;
         let result = loop {
@@ -866,7 +886,7 @@ impl Engine {
                 Ok(Frame::Invalid { len, .. }) => consumed += len,
                 Ok(Frame::Message(msg)) => {
                     consumed += msg.len();
-                    self.answer(&msg, now_us);
+                    self.answer(&msg, arrived_us, now_us);
                 }
                 Err(e) => break Err(format!("unframable answer: {e}")),
             }
