@@ -338,3 +338,57 @@ fn tokens_minted_ahead_are_the_ones_used_and_unregister_at_end_empties_the_table
         rig.engine.stats().responses
     );
 }
+
+#[test]
+fn answers_read_a_tick_late_keep_their_arrival_time() {
+    // The runtime reads answers up to a tick after the kernel received them. The latency
+    // ends at the arrival, and what an answer triggers (the retry after the 407, the
+    // re-REGISTER with reregister_s = 0) is timed when it really goes out: the read delay is
+    // in neither.
+    let p = profile(Overrides {
+        devices: Some(1),
+        connections: Some(1),
+        reregister_s: Some(0),
+        ramp_s: Some(0),
+        ..Overrides::default()
+    });
+    let Rig {
+        mut engine,
+        mut registrar,
+        ..
+    } = Rig::new(&p, false);
+    engine.set_send_slack(4_000);
+    let mut clock = T0 * 1000;
+    engine.run_due(clock);
+    let l = engine.take_connects()[0];
+    engine.connecting(l);
+    let facts = Facts {
+        listener: ListenerKind::Oauth,
+        conn: 1,
+        source: None,
+    };
+    let mut session = Session::plain(facts, Limits::default(), T0);
+    engine.link_up(l, "127.0.0.1:40000", clock).unwrap();
+    for round in 0..5 {
+        engine.run_due(clock);
+        let mut out = Vec::new();
+        engine.transmit(l, &mut out);
+        assert!(!out.is_empty(), "round {round}: a REGISTER went out");
+        session.receive(&out, clock / 1000, &mut registrar).unwrap();
+        let mut back = Vec::new();
+        session.transmit(&mut back);
+        // Answered 150 µs after the send, read 3 ms after the send.
+        let (arrived, read) = (clock + 150, clock + 3_000);
+        engine.receive_at(l, &back, arrived, read).unwrap();
+        clock = read;
+    }
+    let s = engine.stats();
+    assert_eq!(s.responses.get(&407), Some(&1), "{:?}", s.responses);
+    assert_eq!(s.responses.get(&200), Some(&4), "{:?}", s.responses);
+    assert!(
+        (140..=160).contains(&s.latency.min()) && (140..=160).contains(&s.latency.max()),
+        "every transaction took 150 µs: {}..{}",
+        s.latency.min(),
+        s.latency.max()
+    );
+}
