@@ -372,14 +372,6 @@ impl Engine {
         }
     }
 
-    /// When the engine next needs `run_due`.
-    pub fn next_wake(&self) -> Option<u64> {
-        let device = self.due.peek().map(|Reverse((t, _))| *t);
-        let turn = self.open_loop.as_ref().map(OpenLoop::next_at);
-        let retx = self.retransmit.peek().map(|Reverse((t, ..))| *t);
-        [device, turn, retx].into_iter().flatten().min()
-    }
-
     /// Links the runtime should connect (each once, until it reports up or down).
     pub fn take_connects(&mut self) -> Vec<usize> {
         std::mem::take(&mut self.connect)
@@ -665,8 +657,17 @@ impl Engine {
         self.pump_out(l);
     }
 
-    /// Moves written REGISTERs through TLS into the link's wire buffer.
+    /// Moves written REGISTERs through TLS into the link's wire buffer, and flags the link
+    /// for the runtime when there is something to send.
     fn pump_out(&mut self, l: usize) {
+        self.seal(l);
+        if !self.links[l].wire.is_empty() {
+            self.flag(l);
+        }
+    }
+
+    /// Moves written REGISTERs through TLS into the link's wire buffer.
+    fn seal(&mut self, l: usize) {
         let link = &mut self.links[l];
         if link.state != LinkState::Up {
             return;
@@ -684,9 +685,6 @@ impl Engine {
                 }
             }
             None => link.wire.append(&mut link.plain),
-        }
-        if !self.links[l].wire.is_empty() {
-            self.flag(l);
         }
     }
 
@@ -772,14 +770,15 @@ impl Engine {
 
     /// Bytes for link `l`'s socket.
     pub fn transmit(&mut self, l: usize, out: &mut Vec<u8>) {
-        self.pump_out(l);
+        self.seal(l);
         out.append(&mut self.links[l].wire);
     }
 
     /// The bytes waiting for link `l`'s socket (stream transports); report what the socket
-    /// took with [`Engine::wrote`].
+    /// took with [`Engine::wrote`]. What it does not take stays here, and the runtime, which
+    /// is writing now, keeps track of it: the link is not flagged again.
     pub fn wire(&mut self, l: usize) -> &[u8] {
-        self.pump_out(l);
+        self.seal(l);
         &self.links[l].wire
     }
 

@@ -183,7 +183,7 @@ struct Slot {
     conn: Conn,
     /// The TCP connect has not finished.
     connecting: bool,
-    /// Bytes are left that the socket did not take: written again at the next tick.
+    /// In `Core::blocked` (bytes are left that the socket did not take).
     blocked: bool,
 }
 
@@ -198,6 +198,11 @@ struct Core {
     cmsg: Vec<u8>,
     target: SocketAddr,
     datagram: bool,
+    /// Links with bytes their socket did not take, written again at the next tick.
+    blocked: Vec<usize>,
+    /// The wall clock minus the engine's clock (µs), read once per turn: it turns the
+    /// kernel's receive stamps into engine time with one clock read per socket read.
+    wall_ahead_us: i64,
 }
 
 fn core(
@@ -233,6 +238,8 @@ fn core(
         cmsg: nix::cmsg_space!(nix::sys::time::TimeSpec),
         target: plan.target,
         datagram: plan.transport.is_datagram(),
+        blocked: Vec::new(),
+        wall_ahead_us: 0,
     };
     let end = plan.start_us + plan.profile.duration_s * 1_000_000;
     // Minting ahead gets at most this much CPU per turn (tokens cost ~20-50 µs each).
@@ -301,6 +308,10 @@ fn core(
 impl Core {
     /// Handles what epoll reports: connects that finished, sockets with something to read.
     fn poll_sockets(&mut self) {
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as i64);
+        self.wall_ahead_us = wall - now_us() as i64;
         loop {
             let n = match self.epoll.wait(&mut self.events, 0) {
                 Ok(n) => n,
@@ -408,13 +419,14 @@ impl Core {
 
     /// Writes the pending bytes of every connection that has some.
     fn flush_all(&mut self) {
-        for l in self.engine.take_ready() {
+        for l in std::mem::take(&mut self.blocked) {
+            if let Some(slot) = self.slots[l].as_mut() {
+                slot.blocked = false;
+            }
             self.flush(l);
         }
-        for l in 0..self.slots.len() {
-            if self.slots[l].as_ref().is_some_and(|s| s.blocked) {
-                self.flush(l);
-            }
+        for l in self.engine.take_ready() {
+            self.flush(l);
         }
     }
 
@@ -433,7 +445,6 @@ impl Core {
             }
             return;
         }
-        slot.blocked = false;
         loop {
             let wire = self.engine.wire(l);
             if wire.is_empty() {
@@ -444,7 +455,10 @@ impl Core {
                 Ok(n) => self.engine.wrote(l, n),
                 Err(Errno::EINTR) => {}
                 Err(Errno::EAGAIN) => {
-                    slot.blocked = true;
+                    if !slot.blocked {
+                        slot.blocked = true;
+                        self.blocked.push(l);
+                    }
                     break;
                 }
                 // The connection failed: epoll reports it, and the read finds out.
@@ -472,7 +486,8 @@ impl Core {
             if n == 0 && !datagram {
                 return Err("the registrar closed the connection".into());
             }
-            let (at, now) = (arrival_us(stamp), now_us());
+            let now = now_us();
+            let at = arrival_us(stamp, self.wall_ahead_us, now);
             if datagram {
                 self.engine.receive_datagram_at(l, &self.buf[..n], at, now);
             } else {
@@ -540,16 +555,13 @@ fn recv_stamped(
     Ok((m.bytes, stamp))
 }
 
-/// A kernel receive time (wall clock, µs) on the engine's clock ([`now_us`]); now when there
-/// is none or it is implausible.
-fn arrival_us(stamp: Option<u64>) -> u64 {
-    let now = now_us();
+/// A kernel receive time (wall clock, µs) on the engine's clock, given how far the wall clock
+/// is ahead of it; `now` when there is none or it is implausible.
+fn arrival_us(stamp: Option<u64>, wall_ahead_us: i64, now: u64) -> u64 {
     let Some(stamp) = stamp else { return now };
-    let wall = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64);
-    match wall.checked_sub(stamp) {
-        Some(age) if age < 10_000_000 => now.saturating_sub(age),
+    let at = stamp as i64 - wall_ahead_us;
+    match u64::try_from(at) {
+        Ok(at) if at <= now && now - at < 10_000_000 => at,
         _ => now,
     }
 }
