@@ -9,6 +9,8 @@
 use regstorm::auth::{generate_pkcs8, Alg, KeySet, Policy, Signer, TokenClaims, Verifier};
 use regstorm::config::{ListenerKind, RegistrarSection};
 use regstorm::load::jabber::{cisco_body, Register};
+use regstorm::load::schedule;
+use regstorm::mix::splitmix64 as mix;
 use regstorm::registrar::{Facts, Outcome, Registrar};
 use regstorm::sip::{Frame, Framer, Limits, EMPTY_HEADER};
 use std::sync::Arc;
@@ -29,23 +31,8 @@ fn rss_bytes() -> u64 {
     pages * 4096
 }
 
-fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
 fn uuid(seed: u64) -> String {
-    let (a, b) = (mix(seed), mix(seed ^ 0x5555));
-    format!(
-        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-        a >> 32,
-        (a >> 16) & 0xffff,
-        a & 0xffff,
-        b >> 48,
-        b & 0xffff_ffff_ffff
-    )
+    schedule::uuid(mix(seed), mix(seed ^ 0x5555))
 }
 
 /// Device `i`'s identity, as Jabber would send it.

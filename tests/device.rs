@@ -53,16 +53,10 @@ impl D {
     }
 }
 
+/// Unified CM's values (the defaults): 120 s re-registration, 60-minute tokens, Timer F,
+/// reconnect backoff 1 s to 60 s.
 fn timing() -> Timing {
-    Timing {
-        reregister_ms: 120_000,
-        token_ttl_s: 3600,
-        challenge_first: true,
-        timeout_ms: 32_000,
-        backoff_min_ms: 1_000,
-        backoff_max_ms: 60_000,
-        send_slack_us: 0,
-    }
+    Timing::default()
 }
 
 fn ok(expires: u32) -> Answer {

@@ -22,7 +22,8 @@ pub struct Identity {
 
 use crate::mix::splitmix64 as splitmix;
 
-fn uuid(a: u64, b: u64) -> String {
+/// 128 bits (`a`, then `b`) written as a UUID: 8-4-4-4-12 lowercase hex digits.
+pub fn uuid(a: u64, b: u64) -> String {
     let mut s = String::with_capacity(36);
     let _ = write!(
         s,
