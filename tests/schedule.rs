@@ -28,10 +28,14 @@ fn identities_are_stable_distinct_and_reproducible() {
 #[test]
 fn every_request_gets_a_new_branch_with_the_magic_cookie() {
     let branches: HashSet<String> = (0..100)
-        .flat_map(|d| (1..50).map(move |c| branch(1, d, c)))
+        .flat_map(|d| (1..50).map(move |c| branch(1, d, c).to_string()))
         .collect();
     assert_eq!(branches.len(), 100 * 49);
     assert!(branches.iter().all(|b| b.starts_with("z9hG4bK")));
+    assert!(branches.iter().all(|b| b.len() == 23
+        && b[7..]
+            .bytes()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))));
 }
 
 #[test]

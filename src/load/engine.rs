@@ -627,7 +627,7 @@ impl Engine {
             user: &d.id.user,
             local: &link.local,
             transport,
-            branch: &b,
+            branch: b.as_str(),
             from_tag: &d.id.from_tag,
             call_id: &d.id.call_id,
             cseq,

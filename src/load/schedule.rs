@@ -59,11 +59,31 @@ impl Identity {
 }
 
 /// A new Via branch (RFC 3261 magic cookie + request-unique digits).
-pub fn branch(seed: u64, device: u64, cseq: u32) -> String {
-    format!(
-        "z9hG4bK{:016x}",
-        splitmix(seed ^ splitmix(device) ^ (u64::from(cseq) << 40))
-    )
+pub fn branch(seed: u64, device: u64, cseq: u32) -> Branch {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let v = splitmix(seed ^ splitmix(device) ^ (u64::from(cseq) << 40));
+    let mut b = *b"z9hG4bK0000000000000000";
+    for (i, d) in b[7..].iter_mut().enumerate() {
+        *d = HEX[((v >> (60 - 4 * i)) & 0xf) as usize];
+    }
+    Branch(b)
+}
+
+/// A Via branch, kept inline (one is made per request): the RFC 3261 magic cookie
+/// `z9hG4bK` and 16 lowercase hex digits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Branch([u8; 23]);
+
+impl Branch {
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("ASCII by construction")
+    }
+}
+
+impl std::fmt::Display for Branch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// When device `index` of `devices` starts (µs): spread evenly over the ramp.
