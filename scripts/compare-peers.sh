@@ -47,9 +47,7 @@ source scripts/lib/common.sh
 need_pkg sipp sip-tester
 case " $PEERS " in *" kamailio "*) need_pkg kamailio kamailio ;; esac
 
-echo "== build: cargo build --release --bin regstorm --example floor"
-cargo build --release --bin regstorm --example floor >"${TMPDIR:-/tmp}/compare-peers-build.log" 2>&1 ||
-    fail "cargo build --release failed: $(grep -m1 '^error' "${TMPDIR:-/tmp}/compare-peers-build.log")"
+build_release compare-peers --example floor
 bin=$root/target/release/regstorm
 floor=$root/target/release/examples/floor
 case " $PEERS " in *" regstorm "*)
@@ -160,11 +158,7 @@ EOF
 }
 
 stop_server() {
-    kill "$server_pid" 2>/dev/null || true
-    local i
-    for i in $(seq 1 50); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
+    stop_pid "$server_pid"
     server_pid=
 }
 

@@ -57,9 +57,7 @@ need_pkg sipp sip-tester
 need_pkg taskset util-linux
 command -v python3 >/dev/null || fail "python3 missing (free ports, CPU accounting, summary.json)"
 
-echo "== build: cargo build --release --bin regstorm"
-cargo build --release --bin regstorm >"${TMPDIR:-/tmp}/compare-sipp-build.log" 2>&1 ||
-    fail "cargo build --release failed: $(grep -m1 '^error' "${TMPDIR:-/tmp}/compare-sipp-build.log")"
+build_release compare-sipp
 bin=$root/target/release/regstorm
 
 if [ "$PIN" = 1 ] && [ "$(nproc)" -ge 2 ]; then
@@ -71,13 +69,7 @@ fi
 work=$(mktemp -d /tmp/compare-sipp.XXXXXX)
 server_pid=
 cleanup() {
-    if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
-        kill "$server_pid" 2>/dev/null || true
-        local i
-        for i in $(seq 1 100); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-    fi
+    stop_pid "$server_pid" 100
     if [ "${KEEP:-0}" = 1 ]; then echo "kept: $work" >&2; else rm -rf "$work"; fi
 }
 trap cleanup EXIT

@@ -28,20 +28,13 @@ if ! command -v sipp >/dev/null; then
 fi
 command -v python3 >/dev/null || fail "python3 missing (needed for scripts/interop_tls.py)"
 
-echo "== build: cargo build --release --bin regstorm"
-cargo build --release --bin regstorm >"${TMPDIR:-/tmp}/interop-build.log" 2>&1 ||
-    fail "cargo build --release failed: $(grep -m1 '^error' "${TMPDIR:-/tmp}/interop-build.log")"
+build_release interop
 bin=$root/target/release/regstorm
 
 work=$(mktemp -d /tmp/interop.XXXXXX)
 server_pid=
 cleanup() {
-    if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
-        kill "$server_pid" 2>/dev/null || true
-        local i
-        for i in $(seq 1 50); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$server_pid" 2>/dev/null || true
-    fi
+    stop_pid "$server_pid"
     if [ "${KEEP:-0}" = 1 ]; then echo "kept: $work" >&2; else rm -rf "$work"; fi
 }
 trap cleanup EXIT

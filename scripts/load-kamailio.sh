@@ -29,21 +29,13 @@ if ! command -v kamailio >/dev/null; then
 fi
 command -v python3 >/dev/null || fail "python3 missing (free ports, summary.json)"
 
-echo "== build: cargo build --release --bin regstorm"
-cargo build --release --bin regstorm >"${TMPDIR:-/tmp}/load-kamailio-build.log" 2>&1 ||
-    fail "cargo build --release failed: $(grep -m1 '^error' "${TMPDIR:-/tmp}/load-kamailio-build.log")"
+build_release load-kamailio
 bin=$root/target/release/regstorm
 
 work=$(mktemp -d /tmp/load-kamailio.XXXXXX)
 kam_pid=
 cleanup() {
-    if [ -n "$kam_pid" ] && kill -0 "$kam_pid" 2>/dev/null; then
-        kill "$kam_pid" 2>/dev/null || true
-        local i
-        for i in $(seq 1 50); do kill -0 "$kam_pid" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$kam_pid" 2>/dev/null || true
-        wait "$kam_pid" 2>/dev/null || true
-    fi
+    stop_pid "$kam_pid"
     if [ "${KEEP:-0}" = 1 ]; then echo "kept: $work" >&2; else rm -rf "$work"; fi
 }
 trap cleanup EXIT

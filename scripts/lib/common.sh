@@ -42,3 +42,24 @@ wait_quiet() {
     done
     echo "$b"
 }
+
+# build_release NAME [CARGO ARGS...]: cargo build --release --bin regstorm (plus the arguments,
+# e.g. --example floor), its log in $TMPDIR/NAME-build.log; fails with the first error line.
+build_release() {
+    local log=${TMPDIR:-/tmp}/$1-build.log
+    shift
+    echo "== build: cargo build --release --bin regstorm $*"
+    cargo build --release --bin regstorm "$@" >"$log" 2>&1 ||
+        fail "cargo build --release failed: $(grep -m1 '^error' "$log")"
+}
+
+# stop_pid PID [TENTHS]: SIGTERM, up to TENTHS tenths of a second (50) to exit, then SIGKILL;
+# reaped when it is our child. Nothing when PID is empty or gone.
+stop_pid() {
+    local pid=$1 tries=${2:-50}
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
+    kill "$pid" 2>/dev/null || true
+    while [ "$tries" -gt 0 ] && kill -0 "$pid" 2>/dev/null; do sleep 0.1; tries=$((tries - 1)); done
+    kill -9 "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
