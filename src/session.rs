@@ -19,7 +19,11 @@ pub enum CloseReason {
     /// Expressway-C name check of `tls.rs`): the alert is in the output.
     CertificateRefused(String),
     HandshakeTimeout,
+    /// No complete message for `idle_timeout_s`.
     Idle,
+    /// A message was begun and not finished within `handshake_timeout_s` (a slow sender
+    /// holding the connection: bytes that do not make a message do not count as activity).
+    MessageTimeout,
     /// The peer closed its side.
     PeerClosed,
 }
@@ -50,7 +54,12 @@ pub struct Session {
     /// (was it a REGISTER, status) of each answer since the last [`Session::take_answers`].
     answers: Vec<(bool, u16)>,
     opened_ms: u64,
+    /// When the last complete frame (message, ping) arrived, or the handshake finished.
     last_ms: u64,
+    /// When bytes of a frame not yet complete began arriving.
+    partial_since: Option<u64>,
+    /// Frames taken so far (to tell whether a read completed any).
+    frames: u64,
     closed: Option<CloseReason>,
 }
 
@@ -84,6 +93,8 @@ impl Session {
             answers: Vec::new(),
             opened_ms: now_ms,
             last_ms: now_ms,
+            partial_since: None,
+            frames: 0,
             closed: None,
         }
     }
@@ -144,7 +155,8 @@ impl Session {
         if bytes.is_empty() {
             return Err(self.close(CloseReason::PeerClosed));
         }
-        self.last_ms = now_ms;
+        let handshaking = self.handshaking();
+        let frames = self.frames;
         match &mut self.transport {
             Transport::Plain => self.inbuf.extend_from_slice(bytes),
             Transport::Tls(conn) => {
@@ -198,7 +210,34 @@ impl Session {
         }
         let result = self.frame_all(now_ms / 1000, registrar);
         self.flush_plain();
+        self.note_progress(handshaking, frames, now_ms);
         result
+    }
+
+    fn handshaking(&self) -> bool {
+        matches!(&self.transport, Transport::Tls(c) if c.is_handshaking())
+    }
+
+    /// Activity is a complete frame or a finished handshake, never bytes alone: a peer that
+    /// trickles a message byte by byte has `handshake_timeout_s` to finish it, whatever the
+    /// pace, and does not hold its connection for ever.
+    fn note_progress(&mut self, was_handshaking: bool, frames_before: u64, now_ms: u64) {
+        if self.handshaking() {
+            return; // the handshake deadline runs from the connection's opening
+        }
+        let framed = self.frames != frames_before;
+        if was_handshaking || framed {
+            self.last_ms = now_ms;
+        }
+        if was_handshaking && self.inbuf.is_empty() {
+            self.partial_since = None;
+        } else if framed {
+            // What is left over, if anything, began with this read.
+            self.partial_since = (!self.inbuf.is_empty()).then_some(now_ms);
+        } else {
+            // Bytes that completed nothing: a message (or TLS record) under way.
+            self.partial_since.get_or_insert(now_ms);
+        }
     }
 
     /// Frames and answers every complete message in `inbuf`.
@@ -213,10 +252,15 @@ impl Session {
                     // RFC 5626 §4.4.1: a CRLF pong.
                     self.out_plain.extend_from_slice(b"\r\n");
                     consumed += 4;
+                    self.frames += 1;
                 }
-                Ok(Frame::Crlf) => consumed += 2,
+                Ok(Frame::Crlf) => {
+                    consumed += 2;
+                    self.frames += 1;
+                }
                 Ok(Frame::Message(msg)) => {
                     let len = msg.len();
+                    self.frames += 1;
                     let outcome = registrar.handle(&msg, &self.facts, now_s, &mut self.out_plain);
                     if let Outcome::Replied(code) = outcome {
                         let register = msg.method() == Some(sip::Method::Register);
@@ -235,6 +279,7 @@ impl Session {
                     );
                     self.answers.extend(answered);
                     consumed += len;
+                    self.frames += 1;
                 }
                 Err(error) => {
                     // Framing is lost: answer 400 if the head can be read, then close.
@@ -294,25 +339,31 @@ impl Session {
 
     /// The next moment `on_timer` must run (milliseconds).
     pub fn deadline(&self) -> u64 {
-        let handshaking = matches!(&self.transport, Transport::Tls(c) if c.is_handshaking());
-        if handshaking {
+        if self.handshaking() {
             self.opened_ms + self.limits.handshake_timeout_s * 1000
         } else {
-            self.last_ms + self.limits.idle_timeout_s * 1000
+            let idle = self.last_ms + self.limits.idle_timeout_s * 1000;
+            match self.partial_since {
+                Some(p) => idle.min(p + self.limits.handshake_timeout_s * 1000),
+                None => idle,
+            }
         }
     }
 
-    /// Closes the session when its handshake or idle time ran out.
+    /// Closes the session when its handshake, message or idle time ran out.
     pub fn on_timer(&mut self, now_ms: u64) -> Option<CloseReason> {
         if self.closed.is_some() || now_ms < self.deadline() {
             return None;
         }
-        let handshaking = matches!(&self.transport, Transport::Tls(c) if c.is_handshaking());
-        Some(self.close(if handshaking {
+        let hs = self.limits.handshake_timeout_s * 1000;
+        let reason = if self.handshaking() {
             CloseReason::HandshakeTimeout
+        } else if self.partial_since.is_some_and(|p| now_ms >= p + hs) {
+            CloseReason::MessageTimeout
         } else {
             CloseReason::Idle
-        }))
+        };
+        Some(self.close(reason))
     }
 
     fn close(&mut self, reason: CloseReason) -> CloseReason {

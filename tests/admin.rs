@@ -3,7 +3,7 @@
 //! back line by line.
 
 use regstorm::admin::{
-    handle_request, AdminView, Handled, Metrics, Refusal, MAX_HEAD, MAX_REQUEST,
+    handle_request, AdminView, CloseCause, Handled, Metrics, Refusal, MAX_HEAD, MAX_REQUEST,
 };
 use regstorm::config::ListenerKind;
 use regstorm::registrar::BindingInfo;
@@ -717,7 +717,14 @@ fn parse_exposition(text: &str) -> Vec<Sample> {
                 None => (Vec::new(), &line[name_end..]),
             };
             let value = rest.strip_prefix(' ').expect("one space before the value");
-            let value: u64 = value.parse().unwrap_or_else(|_| panic!("{line:?}: value"));
+            // Counters are integers; gauges in seconds may carry a fraction.
+            let value: u64 = match value.parse() {
+                Ok(v) => v,
+                Err(_) => value
+                    .parse::<f64>()
+                    .unwrap_or_else(|_| panic!("{line:?}: value"))
+                    .round() as u64,
+            };
             assert!(
                 series.insert(format!("{name}{labels:?}")),
                 "{line}: series twice"
@@ -810,7 +817,7 @@ fn counters_are_summed_across_cores() {
                     core.bytes_in(3);
                     core.connection_opened(ListenerKind::Oauth);
                     if n % 4 != 0 {
-                        core.connection_closed(ListenerKind::Oauth);
+                        core.connection_closed(ListenerKind::Oauth, CloseCause::PeerClosed);
                     }
                 }
                 core.register_answered(299);

@@ -616,19 +616,39 @@ fn registrars_of_several_cores_share_one_binding_table() {
 
 #[test]
 fn overloaded_core_sheds_new_tokens_with_503_but_serves_cached_ones() {
+    use regstorm::registrar::{Admission, AdmissionConfig};
     let mut l = lab();
     let known = l.token("1010", None);
     assert_eq!(l.send(&register(Some(known), 1, 120)).0, 200);
-    l.registrar.verifier().set_shedding(true);
+    // A core with no verification budget left.
+    let spent = AdmissionConfig {
+        share_start: 0.0,
+        retry_max_s: 35,
+        ..AdmissionConfig::default()
+    };
+    l.registrar.set_admission(Admission::new(spent, 7));
     // A token never verified: not judged, 503 with Retry-After (not a 407: it may be fine).
     let fresh = l.token("1010", Some("CSFrado"));
     let (code, text) = l.send(&register(Some(fresh), 2, 120));
     assert_eq!(code, 503, "{text}");
-    assert!(text.contains("\r\nRetry-After: 35\r\n"), "{text}");
+    let after: u32 = text
+        .split("\r\nRetry-After: ")
+        .nth(1)
+        .and_then(|r| r.split("\r\n").next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no Retry-After: {text}"));
+    assert!((1..=35).contains(&after), "{text}");
     assert_eq!(l.registrar.verifier().stats().shed, 1);
-    // The cached one keeps registering.
+    assert_eq!(l.registrar.admission().stats().verify_shed, 1);
+    // The cached one keeps registering, and asks admission nothing.
     assert_eq!(l.send(&register(Some(known), 3, 120)).0, 200);
-    // Caught up: the fresh token verifies, and was never remembered as a failure.
-    l.registrar.verifier().set_shedding(false);
-    assert_eq!(l.send(&register(Some(fresh), 4, 120)).0, 200);
+    assert_eq!(l.registrar.admission().stats().verify_shed, 1);
+    // A token that does not even decode is refused (407) without a verification to shed.
+    let (code, _) = l.send(&register(Some("not.a.token"), 4, 120));
+    assert_eq!(code, 407);
+    assert_eq!(l.registrar.admission().stats().verify_shed, 1);
+    // Budget again: the fresh token verifies, and was never remembered as a failure.
+    l.registrar
+        .set_admission(Admission::new(AdmissionConfig::default(), 7));
+    assert_eq!(l.send(&register(Some(fresh), 5, 120)).0, 200);
 }

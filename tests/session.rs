@@ -340,3 +340,76 @@ fn records_after_close_notify_end_the_session() {
         .receive(&[23, 3, 3, 0, 1, 0], NOW_MS, &mut p.registrar);
     assert_eq!(again, Err(CloseReason::PeerClosed));
 }
+
+/// Slowloris: bytes that complete no message are not activity. Regression: each byte reset
+/// the idle deadline, so a peer trickling a message one byte a second held its connection for
+/// ever.
+#[test]
+fn a_message_trickled_a_byte_a_second_is_closed_at_the_message_deadline() {
+    let l = lab();
+    let mut reg = registrar(&l);
+    let mut s = Session::plain(facts(ListenerKind::Tcp), limits(), NOW_MS);
+    let msg = jabber(Some(&token(&l)), 1);
+    for i in 0..10u64 {
+        let b = i as usize;
+        s.receive(&msg[b..b + 1], NOW_MS + i * 1000, &mut reg)
+            .unwrap();
+        // The deadline is the first byte's time plus handshake_timeout_s, however many follow.
+        assert_eq!(s.deadline(), NOW_MS + 10_000);
+    }
+    assert_eq!(s.on_timer(NOW_MS + 9_999), None);
+    assert_eq!(
+        s.on_timer(NOW_MS + 10_000),
+        Some(CloseReason::MessageTimeout)
+    );
+}
+
+/// The same over TLS, where the trickled bytes are pieces of a record (nothing reaches the
+/// framer until the record is whole).
+#[test]
+fn a_tls_record_trickled_a_byte_a_second_is_closed_at_the_message_deadline() {
+    let l = lab();
+    let mut p = Pair::new(&l);
+    p.pump(usize::MAX).unwrap();
+    p.client
+        .writer()
+        .write_all(&jabber(Some(&token(&l)), 1))
+        .unwrap();
+    let mut wire = Vec::new();
+    while p.client.wants_write() {
+        p.client.write_tls(&mut wire).unwrap();
+    }
+    let t0 = NOW_MS + 60_000;
+    for i in 0..12u64 {
+        let b = i as usize;
+        let _ = p
+            .session
+            .receive(&wire[b..b + 1], t0 + i * 1000, &mut p.registrar);
+    }
+    assert_eq!(p.session.deadline(), t0 + 10_000);
+    assert_eq!(
+        p.session.on_timer(t0 + 12_000),
+        Some(CloseReason::MessageTimeout)
+    );
+}
+
+/// A message that arrives in pieces but completes in time is activity: both deadlines move
+/// to its completion.
+#[test]
+fn a_message_completed_in_pieces_resets_the_idle_deadline() {
+    let l = lab();
+    let mut reg = registrar(&l);
+    let mut s = Session::plain(facts(ListenerKind::Tcp), limits(), NOW_MS);
+    let msg = jabber(Some(&token(&l)), 1);
+    let half = msg.len() / 2;
+    s.receive(&msg[..half], NOW_MS + 1_000, &mut reg).unwrap();
+    assert_eq!(s.deadline(), NOW_MS + 11_000);
+    s.receive(&msg[half..], NOW_MS + 5_000, &mut reg).unwrap();
+    let mut out = Vec::new();
+    s.transmit(&mut out);
+    assert!(out.starts_with(b"SIP/2.0 200 OK\r\n"), "{out:?}");
+    assert_eq!(s.deadline(), NOW_MS + 5_000 + 360_000);
+    // A keep-alive ping is a complete frame too.
+    s.receive(b"\r\n\r\n", NOW_MS + 100_000, &mut reg).unwrap();
+    assert_eq!(s.deadline(), NOW_MS + 100_000 + 360_000);
+}

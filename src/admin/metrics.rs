@@ -72,6 +72,57 @@ impl Refusal {
     }
 }
 
+/// Why a connection ended (`regstorm_connections_closed_total{reason=...}`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseCause {
+    /// The peer closed (FIN, or a TLS close_notify).
+    PeerClosed,
+    /// The TLS handshake did not finish in `handshake_timeout_s` of the peer's time.
+    HandshakeTimeout,
+    /// No complete message for `idle_timeout_s`.
+    Idle,
+    /// A message was begun and not finished in `handshake_timeout_s` (a slow sender).
+    MessageTimeout,
+    /// TLS failed (a bad record, an alert, a refused certificate chain).
+    Tls,
+    /// The client certificate does not name an allowed Expressway-C.
+    MraName,
+    /// The byte stream could not be framed any more (after a 400 where one could be written).
+    Framing,
+    /// Reading or writing the socket failed (a reset, a peer that does not read).
+    Socket,
+    /// The registrar was stopping.
+    Stopping,
+}
+
+impl CloseCause {
+    const ALL: [CloseCause; 9] = [
+        CloseCause::PeerClosed,
+        CloseCause::HandshakeTimeout,
+        CloseCause::Idle,
+        CloseCause::MessageTimeout,
+        CloseCause::Tls,
+        CloseCause::MraName,
+        CloseCause::Framing,
+        CloseCause::Socket,
+        CloseCause::Stopping,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloseCause::PeerClosed => "peer_closed",
+            CloseCause::HandshakeTimeout => "handshake_timeout",
+            CloseCause::Idle => "idle_timeout",
+            CloseCause::MessageTimeout => "message_timeout",
+            CloseCause::Tls => "tls",
+            CloseCause::MraName => "mra_name",
+            CloseCause::Framing => "framing",
+            CloseCause::Socket => "socket",
+            CloseCause::Stopping => "stopping",
+        }
+    }
+}
+
 /// One core's counters. Every method is a Relaxed atomic on this block only; it MUST be called
 /// from the core that owns the block (another writer would lose nothing, since adds are
 /// `fetch_add`, but would bring back the cache-line traffic this layout avoids).
@@ -82,6 +133,7 @@ pub struct CoreMetrics {
     other_requests: [AtomicU64; STATUS_SLOTS],
     opened: [AtomicU64; 4],
     closed: [AtomicU64; 4],
+    closed_by: [[AtomicU64; 9]; 4],
     refused: [[AtomicU64; 3]; 4],
     tls_handshakes: AtomicU64,
     tls_handshake_failures: AtomicU64,
@@ -92,6 +144,13 @@ pub struct CoreMetrics {
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
     overload_rejections: AtomicU64,
+    verify_admitted: AtomicU64,
+    verify_shed: AtomicU64,
+    connections_admitted: AtomicU64,
+    connections_deferred: AtomicU64,
+    standing_queues: AtomicU64,
+    /// The last queueing delay the core measured (µs; a gauge, the largest core is shown).
+    queue_delay_us: AtomicU64,
     reloads: AtomicU64,
 }
 
@@ -118,9 +177,10 @@ impl CoreMetrics {
         add(&self.opened[listener_slot(kind)], 1);
     }
 
-    /// A connection counted by [`Self::connection_opened`] was closed.
-    pub fn connection_closed(&self, kind: ListenerKind) {
+    /// A connection counted by [`Self::connection_opened`] was closed, for `cause`.
+    pub fn connection_closed(&self, kind: ListenerKind, cause: CloseCause) {
         add(&self.closed[listener_slot(kind)], 1);
+        add(&self.closed_by[listener_slot(kind)][cause as usize], 1);
     }
 
     /// A connection was refused. This says nothing of `opened`/`closed`: a connection refused
@@ -172,6 +232,22 @@ impl CoreMetrics {
     /// that reads it from the verifier.
     pub fn set_overload_rejections(&self, total: u64) {
         self.overload_rejections.store(total, Relaxed);
+    }
+
+    /// Copies this core's admission totals (running totals: stored, not added).
+    pub fn set_admission(&self, a: &crate::registrar::AdmissionStats) {
+        self.verify_admitted.store(a.verify_admitted, Relaxed);
+        self.verify_shed.store(a.verify_shed, Relaxed);
+        self.connections_admitted
+            .store(a.connections_admitted, Relaxed);
+        self.connections_deferred
+            .store(a.connections_deferred, Relaxed);
+        self.standing_queues.store(a.standing_queues, Relaxed);
+    }
+
+    /// The queueing delay the core measured last (µs).
+    pub fn set_queue_delay_us(&self, us: u64) {
+        self.queue_delay_us.store(us, Relaxed);
     }
 
     /// The configuration or key set was reloaded (count it on one core only).
@@ -274,6 +350,61 @@ impl Metrics {
                 n,
             );
         }
+        w.family(
+            "regstorm_connections_closed_total",
+            "counter",
+            "Connections closed, by listener kind and reason.",
+        );
+        for kind in LISTENERS {
+            for cause in CloseCause::ALL {
+                let n = self.sum(|c| &c.closed_by[listener_slot(kind)][cause as usize]);
+                let labels = [("listener", kind.as_str()), ("reason", cause.as_str())];
+                w.sample("regstorm_connections_closed_total", &labels, n);
+            }
+        }
+        w.family(
+            "regstorm_admission_total",
+            "counter",
+            "Admission decisions by class (verify: fresh token verifications; connection: \
+             new connections) and outcome (admitted; shed: answered 503; deferred: held to \
+             the next tick).",
+        );
+        for (class, outcome, field) in [
+            ("verify", "admitted", (|c| &c.verify_admitted) as Counter),
+            ("verify", "shed", |c| &c.verify_shed),
+            ("connection", "admitted", |c| &c.connections_admitted),
+            ("connection", "deferred", |c| &c.connections_deferred),
+        ] {
+            let labels = [("class", class), ("outcome", outcome)];
+            w.sample("regstorm_admission_total", &labels, self.sum(field));
+        }
+        w.family(
+            "regstorm_admission_standing_queues_total",
+            "counter",
+            "Admission intervals that ended with a standing queue (the budgets were cut).",
+        );
+        w.sample(
+            "regstorm_admission_standing_queues_total",
+            &[],
+            self.sum(|c| &c.standing_queues),
+        );
+        w.family(
+            "regstorm_queue_delay_seconds",
+            "gauge",
+            "How long work waits in a core's run queue now (the largest core).",
+        );
+        let delay = self
+            .cores
+            .iter()
+            .map(|c| c.queue_delay_us.load(Relaxed))
+            .max()
+            .unwrap_or(0);
+        let _ = writeln!(
+            w.out,
+            "regstorm_queue_delay_seconds {}.{:06}",
+            delay / 1_000_000,
+            delay % 1_000_000
+        );
         w.family(
             "regstorm_connections_refused_total",
             "counter",

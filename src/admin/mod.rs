@@ -9,4 +9,4 @@ mod metrics;
 pub use self::http::{
     handle_request, AdminView, Handled, MAX_BODY, MAX_HEAD, MAX_HEADERS, MAX_REQUEST,
 };
-pub use self::metrics::{CoreMetrics, Metrics, Refusal, REGISTER_STATUSES};
+pub use self::metrics::{CloseCause, CoreMetrics, Metrics, Refusal, REGISTER_STATUSES};

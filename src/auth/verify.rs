@@ -24,7 +24,7 @@ pub struct VerifyStats {
     pub verifications: u64,
     /// Tokens refused, by any path.
     pub failures: u64,
-    /// Misses not verified because the verifier was shedding.
+    /// Misses not verified because admission said no (overload).
     pub shed: u64,
 }
 
@@ -39,8 +39,6 @@ pub struct Verifier {
     policy: Policy,
     cache: TokenCache,
     stats: VerifyStats,
-    /// Overload: misses are refused unverified.
-    shedding: bool,
 }
 
 impl Verifier {
@@ -55,23 +53,24 @@ impl Verifier {
                 FailureMemory::new(FAILURE_MEMORY, FAILURE_TTL_S),
             ),
             stats: VerifyStats::default(),
-            shedding: false,
         }
     }
 
-    /// While set, a token that is not in the cache is not verified: `verify` answers
-    /// [`TokenError::Shed`] (the runtime sets it when a core falls behind; cached tokens,
-    /// the re-registrations of a running fleet, keep passing).
-    pub fn set_shedding(&mut self, shedding: bool) {
-        self.shedding = shedding;
-    }
-
-    pub fn shedding(&self) -> bool {
-        self.shedding
-    }
-
-    /// Verifies `token` at `now` (seconds since the epoch).
+    /// Verifies `token` at `now` (seconds since the epoch), whatever it costs.
     pub fn verify(&mut self, token: &[u8], now: u64) -> Result<VerifiedToken<'_>, TokenError> {
+        self.verify_admitted(token, now, || true)
+    }
+
+    /// Verifies `token` at `now`, asking `admit` before a signature check (the only costly
+    /// step): a cached token, a remembered failure and a token that does not even decode or
+    /// names no known key are answered without asking. When `admit` says no the answer is
+    /// [`TokenError::Shed`]: not judged, so never a challenge for a token that may be good.
+    pub fn verify_admitted(
+        &mut self,
+        token: &[u8],
+        now: u64,
+        admit: impl FnOnce() -> bool,
+    ) -> Result<VerifiedToken<'_>, TokenError> {
         if token.len() > MAX_TOKEN {
             self.stats.failures += 1;
             return Err(TokenError::TooLarge);
@@ -90,13 +89,9 @@ impl Verifier {
                 self.stats.failures += 1;
                 return Err(e);
             }
-            Found::Miss if self.shedding => {
-                self.stats.shed += 1;
-                return Err(TokenError::Shed);
-            }
             Found::Miss => {}
         }
-        match self.verify_uncached(token, now) {
+        match self.verify_uncached(token, now, admit) {
             Ok((claims, binding)) => {
                 let i = self
                     .cache
@@ -108,6 +103,10 @@ impl Verifier {
                     cached: false,
                 })
             }
+            Err(TokenError::Shed) => {
+                self.stats.shed += 1;
+                Err(TokenError::Shed)
+            }
             Err(e) => {
                 self.stats.failures += 1;
                 self.cache.remember_failure(d, e, now);
@@ -116,9 +115,17 @@ impl Verifier {
         }
     }
 
-    fn verify_uncached(&mut self, token: &[u8], now: u64) -> Result<(Claims, u64), TokenError> {
+    fn verify_uncached(
+        &mut self,
+        token: &[u8],
+        now: u64,
+        admit: impl FnOnce() -> bool,
+    ) -> Result<(Claims, u64), TokenError> {
         let jws = jws::decode(token)?;
         let key = self.keys.find(jws.kid.as_deref())?;
+        if !admit() {
+            return Err(TokenError::Shed);
+        }
         self.stats.verifications += 1;
         jws.verify(key)?;
         let claims = Claims::check(&jws.payload, &self.policy, now)?;

@@ -2,6 +2,7 @@
 //! came on and `now`, answering into a buffer (CONTRACT "REGISTER outcomes", RFC 3261 §10.3).
 //! No sockets, no clock.
 
+use super::admission::{Admission, AdmissionConfig};
 use super::directory::{Directory, Verdict};
 use super::table::{Bindings, CompactContact, ConnId, Planned, Refusal, Registration};
 use crate::auth::{write_challenge, TokenError, Verifier};
@@ -45,6 +46,8 @@ const STRIPES: usize = 64;
 pub struct Registrar {
     cfg: RegistrarSection,
     verifier: Verifier,
+    /// Which fresh tokens this core verifies now, and when shed ones come back.
+    admission: Admission,
     bindings: Arc<Bindings>,
     server: Vec<u8>,
     tag_seed: u64,
@@ -136,9 +139,19 @@ impl Registrar {
     ) -> Self {
         let server = format!("regstorm/{}", env!("CARGO_PKG_VERSION")).into_bytes();
         let warn_host = cfg.domain.clone().unwrap_or_else(|| "regstorm".to_string());
+        // A shed device is told to come back within `retry_after_s` at most (the calendar
+        // spreads the retries below it).
+        let admission = Admission::new(
+            AdmissionConfig {
+                retry_max_s: cfg.retry_after_s.max(1),
+                ..AdmissionConfig::default()
+            },
+            crate::mix::GAMMA,
+        );
         Registrar {
             cfg,
             verifier,
+            admission,
             bindings,
             server,
             tag_seed: crate::mix::GAMMA,
@@ -166,6 +179,16 @@ impl Registrar {
 
     pub fn verifier(&mut self) -> &mut Verifier {
         &mut self.verifier
+    }
+
+    /// This core's admission policy (the runtime feeds it time and the queueing delay).
+    pub fn admission(&mut self) -> &mut Admission {
+        &mut self.admission
+    }
+
+    /// Replaces the admission policy (tests; a runtime with other constants).
+    pub fn set_admission(&mut self, admission: Admission) {
+        self.admission = admission;
     }
 
     /// A connection closed: with `unregister_on_close`, its bindings go with it.
@@ -313,13 +336,18 @@ impl Registrar {
             .contacts()
             .collect::<Result<_, _>>()
             .map_err(Answer::from_error)?;
-        let verified = match self.verifier.verify(token, now) {
+        let admission = &mut self.admission;
+        let verified = match self
+            .verifier
+            .verify_admitted(token, now, || admission.admit_verification())
+        {
             Ok(v) => v,
             Err(TokenError::Shed) => {
-                return Err(Answer::new(503, "Overloaded").with(
-                    "Retry-After",
-                    self.cfg.retry_after_s.to_string().into_bytes(),
-                ))
+                // Over this core's verification budget: come back later, at a time the
+                // calendar spreads (never a 407: the token may be good).
+                let after = self.admission.retry_after_s();
+                return Err(Answer::new(503, "Overloaded")
+                    .with("Retry-After", after.to_string().into_bytes()));
             }
             Err(_) => return Err(self.challenge(true)),
         };

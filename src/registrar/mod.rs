@@ -2,10 +2,12 @@
 //! table ([`Bindings`]), one table shared by every core's registrar, lock-striped by AOR, with
 //! compact storage (interned contact templates, hashed Call-IDs, bucketed expiry).
 
+mod admission;
 mod core;
 mod directory;
 mod table;
 
+pub use self::admission::{Admission, AdmissionConfig, AdmissionStats};
 pub use self::core::{Facts, Outcome, Registrar};
 pub use self::directory::{Directory, Verdict};
 pub use self::table::{BindingInfo, Bindings, ConnId, Interned};

@@ -3,7 +3,7 @@
 //! back out; nothing here decides anything about SIP or TLS.
 
 use super::{now_ms, Core};
-use crate::admin::Refusal;
+use crate::admin::{CloseCause, Refusal};
 use crate::config::ListenerKind;
 use crate::registrar::Facts;
 use crate::session::{answer_datagram, CloseReason, Session};
@@ -23,6 +23,8 @@ const READ_BUF: usize = 4 * 1024;
 /// waiting, before answering: a client that pipelines gets its answers in one write (one
 /// segment, one wake-up of the client) instead of one per page read.
 const DRAIN_READS: usize = 16;
+/// How long the accept loop waits when this tick's connections are taken (about a probe tick).
+const ADMIT_WAIT: Duration = Duration::from_millis(10);
 /// The largest datagram taken (UDP's own limit).
 const MAX_DATAGRAM: usize = 65_535;
 
@@ -50,6 +52,11 @@ pub(super) async fn accept_loop(core: Rc<Core>, li: usize, listener: TcpListener
         if core.stopping.get() {
             return;
         }
+        // New connections at a bounded rate per tick, so that a flood of handshakes waits in
+        // the kernel's backlog instead of starving the connections already up.
+        while !core.registrar.borrow_mut().admission().admit_connection() {
+            glommio::timer::sleep(ADMIT_WAIT).await;
+        }
         let open = &core.shared.open[li];
         if open.fetch_add(1, Ordering::AcqRel) >= max {
             open.fetch_sub(1, Ordering::AcqRel);
@@ -69,8 +76,11 @@ pub(super) async fn accept_loop(core: Rc<Core>, li: usize, listener: TcpListener
 #[derive(Debug)]
 pub(crate) struct Watch {
     fd: std::os::fd::RawFd,
-    /// Milliseconds; the session's handshake or idle deadline after its last activity.
+    /// Milliseconds; the session's handshake, message or idle deadline.
     deadline: std::cell::Cell<u64>,
+    /// The core's excused time when the deadline was set: what accrues after it (the core
+    /// running late) pushes the deadline back.
+    excused_at: std::cell::Cell<u64>,
     /// Set once the sweeper shut the socket's read side.
     expired: std::cell::Cell<bool>,
 }
@@ -83,8 +93,10 @@ const WRITE_GRACE_MS: u64 = 5_000;
 /// connection still stuck after the grace (blocked writing to a peer that does not read) has
 /// both sides shut. Reads carry no per-operation timeout: this runs twice a second per core.
 pub(super) fn sweep(core: &Core, now: u64) {
+    let excused = core.excused_ms.get();
     for w in core.watched.borrow().values() {
-        let due = w.deadline.get();
+        // The registrar's own lateness is not the peer's silence.
+        let due = w.deadline.get() + excused.saturating_sub(w.excused_at.get());
         if now < due {
             continue;
         }
@@ -100,15 +112,27 @@ pub(super) fn sweep(core: &Core, now: u64) {
     }
 }
 
-/// Gives the connection slot back however the task ends.
-struct Slot(Rc<Core>, usize, u64);
+/// Gives the connection slot back however the task ends, counting why it ended.
+struct Slot(Rc<Core>, usize, u64, std::cell::Cell<CloseCause>);
 
 impl Drop for Slot {
     fn drop(&mut self) {
         self.0.watched.borrow_mut().remove(&self.2);
         self.0.shared.open[self.1].fetch_sub(1, Ordering::AcqRel);
         let kind = self.0.shared.cfg.listeners[self.1].kind;
-        self.0.metrics().connection_closed(kind);
+        self.0.metrics().connection_closed(kind, self.3.get());
+    }
+}
+
+fn cause(reason: &CloseReason) -> CloseCause {
+    match reason {
+        CloseReason::Framing(_) => CloseCause::Framing,
+        CloseReason::Tls(_) => CloseCause::Tls,
+        CloseReason::CertificateRefused(_) => CloseCause::MraName,
+        CloseReason::HandshakeTimeout => CloseCause::HandshakeTimeout,
+        CloseReason::Idle => CloseCause::Idle,
+        CloseReason::MessageTimeout => CloseCause::MessageTimeout,
+        CloseReason::PeerClosed => CloseCause::PeerClosed,
     }
 }
 
@@ -117,7 +141,12 @@ async fn connection(core: Rc<Core>, li: usize, mut stream: TcpStream) {
     let kind = core.shared.cfg.listeners[li].kind;
     core.metrics().connection_opened(kind);
     let conn = core.next_conn();
-    let _slot = Slot(core.clone(), li, conn);
+    let slot = Slot(
+        core.clone(),
+        li,
+        conn,
+        std::cell::Cell::new(CloseCause::Socket),
+    );
     let limits = core.shared.cfg.limits;
     let _ = stream.set_nodelay(true);
     let peer = stream.peer_addr().ok();
@@ -144,6 +173,7 @@ async fn connection(core: Rc<Core>, li: usize, mut stream: TcpStream) {
     let watch = Rc::new(Watch {
         fd: std::os::fd::AsRawFd::as_raw_fd(&stream),
         deadline: std::cell::Cell::new(session.deadline()),
+        excused_at: std::cell::Cell::new(core.excused_ms.get()),
         expired: std::cell::Cell::new(false),
     });
     core.watched.borrow_mut().insert(conn, watch.clone());
@@ -152,11 +182,13 @@ async fn connection(core: Rc<Core>, li: usize, mut stream: TcpStream) {
     let mut handshaking = kind.is_tls();
     loop {
         watch.deadline.set(session.deadline());
+        watch.excused_at.set(core.excused_ms.get());
         let read = stream.read(&mut buf).await;
         if watch.expired.get() {
-            // The sweeper shut the read side: the handshake or idle time ran out.
+            // The sweeper shut the read side: the handshake, message or idle time ran out.
             if let Some(reason) = session.on_timer(now_ms()) {
                 tracing::debug!("{}: {peer:?} closed: {reason:?}", kind.as_str());
+                slot.3.set(cause(&reason));
                 if reason == CloseReason::HandshakeTimeout {
                     core.metrics().tls_handshake_failed();
                     core.metrics().connection_refused(kind, Refusal::Tls);
@@ -175,10 +207,7 @@ async fn connection(core: Rc<Core>, li: usize, mut stream: TcpStream) {
         };
         let m = core.metrics();
         m.bytes_in(n as u64);
-        let mut result = {
-            let mut registrar = core.registrar.borrow_mut();
-            session.receive(&buf[..n], now_ms(), &mut registrar)
-        };
+        let mut result = receive(&core, &mut session, &buf[..n]);
         // More already waiting: taken now, answered together.
         let mut full = n == buf.len();
         let mut peer_closed = false;
@@ -191,8 +220,7 @@ async fn connection(core: Rc<Core>, li: usize, mut stream: TcpStream) {
                 Ok(k) => {
                     m.bytes_in(k as u64);
                     full = k == buf.len();
-                    let mut registrar = core.registrar.borrow_mut();
-                    result = session.receive(&buf[..k], now_ms(), &mut registrar);
+                    result = receive(&core, &mut session, &buf[..k]);
                     continue;
                 }
                 Err(nix::errno::Errno::EINTR) => continue,
@@ -225,16 +253,44 @@ async fn connection(core: Rc<Core>, li: usize, mut stream: TcpStream) {
         let written = flush(&core, &mut stream, &mut session, &mut out).await;
         if let Err(reason) = result {
             tracing::debug!("{}: {peer:?} closed: {reason:?}", kind.as_str());
+            slot.3.set(cause(&reason));
             break;
         }
-        if !written || peer_closed || core.stopping.get() {
+        if peer_closed {
+            slot.3.set(CloseCause::PeerClosed);
             break;
         }
+        if core.stopping.get() {
+            slot.3.set(CloseCause::Stopping);
+            break;
+        }
+        if !written {
+            break; // a socket error: the slot's cause already says so
+        }
+        // One turn (at most 1 + DRAIN_READS reads) per connection before the others get
+        // theirs: a busy Expressway-C connection does not starve its neighbours.
+        glommio::yield_if_needed().await;
     }
     let removed = core.registrar.borrow_mut().connection_closed(facts.conn);
     if removed > 0 {
         tracing::debug!("{}: {removed} bindings went with {peer:?}", kind.as_str());
     }
+}
+
+/// Hands one read to the session. Times the call when it verified fresh tokens, so that the
+/// core's admission knows what a verification costs here (the little else done in the same
+/// read is charged to it too: the estimate errs on the safe side).
+fn receive(core: &Core, session: &mut Session, bytes: &[u8]) -> Result<(), CloseReason> {
+    let mut registrar = core.registrar.borrow_mut();
+    let before = registrar.verifier().stats().verifications;
+    let started = std::time::Instant::now();
+    let result = session.receive(bytes, now_ms(), &mut registrar);
+    let verified = registrar.verifier().stats().verifications - before;
+    if verified > 0 {
+        let took = started.elapsed().as_micros() as u64;
+        registrar.admission().observe_cost(took, verified);
+    }
+    result
 }
 
 /// Writes what the session has for the socket; false when the socket failed.

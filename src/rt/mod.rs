@@ -33,13 +33,9 @@ const BINDING_STRIPES: usize = 64;
 /// sweep, overload. Every wake-up of an idle executor costs tens of microseconds on a VM, so
 /// not more often than this.
 const TICK: Duration = Duration::from_millis(500);
-/// A control tick this late means the core's run queue is this far behind: from then on new
-/// tokens are not verified (503 + Retry-After) until the core catches up. Handshakes and
-/// cached re-registrations keep being served. Set well above a storm's normal queueing so
-/// that a failover storm is absorbed, not shed.
-const OVERLOAD_LAG: Duration = Duration::from_millis(2000);
-/// Caught up again: two ticks this close to on time in a row end the shedding.
-const CALM_LAG: Duration = Duration::from_millis(50);
+/// Lateness of the admission probe beyond which the excess is not counted against peers'
+/// deadlines: a registrar that is behind does not close connections for its own delay.
+const EXCUSED_AFTER: Duration = Duration::from_millis(20);
 /// Longest wait for in-flight answers when stopping.
 const DRAIN: Duration = Duration::from_secs(3);
 
@@ -165,6 +161,9 @@ pub(crate) struct Core {
     pub(crate) in_flight: Cell<usize>,
     /// This core's stream connections, for the sweeper that enforces their deadlines.
     pub(crate) watched: RefCell<std::collections::HashMap<u64, Rc<conn::Watch>>>,
+    /// Milliseconds this core ran late beyond [`EXCUSED_AFTER`], added up: deadlines are
+    /// pushed back by what accrued while they ran, so only a peer's own silence expires it.
+    pub(crate) excused_ms: Cell<u64>,
     pub(crate) stopping: Cell<bool>,
 }
 
@@ -430,6 +429,7 @@ async fn run_core(
         tls: RefCell::new(current.tls.clone()),
         in_flight: Cell::new(0),
         watched: RefCell::new(std::collections::HashMap::new()),
+        excused_ms: Cell::new(0),
         stopping: Cell::new(false),
     });
     // Bind everything before saying ready.
@@ -494,6 +494,7 @@ async fn run_core(
     }
     bound.extend(admin_bound);
     let _ = ready.send(Ok(bound));
+    glommio::spawn_local(probe(core.clone())).detach();
     if index == 0 {
         // Expired bindings go once a second (lookups drop them too), from a task queue that
         // yields to connections: a burst of expiries never delays answers. One core is enough.
@@ -524,30 +525,8 @@ async fn run_core(
 async fn control(core: Rc<Core>) {
     let shared = core.shared.clone();
     let mut applied = 0;
-    let mut calm_ticks = 0;
     loop {
-        let slept = std::time::Instant::now();
         glommio::timer::sleep(TICK).await;
-        let lag = slept.elapsed().saturating_sub(TICK);
-        {
-            let mut reg = core.registrar.borrow_mut();
-            let v = reg.verifier();
-            if lag >= OVERLOAD_LAG && !v.shedding() {
-                tracing::warn!(
-                    "core {} is {} ms behind: shedding new token verifications (503)",
-                    core.index,
-                    lag.as_millis()
-                );
-                v.set_shedding(true);
-                calm_ticks = 0;
-            } else if v.shedding() {
-                calm_ticks = if lag <= CALM_LAG { calm_ticks + 1 } else { 0 };
-                if calm_ticks >= 2 {
-                    tracing::info!("core {} caught up: verifying again", core.index);
-                    v.set_shedding(false);
-                }
-            }
-        }
         if shared.stop.load(Ordering::Acquire) {
             break;
         }
@@ -576,6 +555,7 @@ async fn control(core: Rc<Core>) {
             m.set_token_stats(cache.hits, cache.misses, stats.verifications);
             m.set_overload_rejections(stats.shed);
             m.set_token_cache_entries(entries);
+            m.set_admission(&reg.admission().stats());
         }
         conn::sweep(&core, now_ms());
     }
@@ -584,6 +564,29 @@ async fn control(core: Rc<Core>) {
     let until = std::time::Instant::now() + DRAIN;
     while core.in_flight.get() > 0 && std::time::Instant::now() < until {
         glommio::timer::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The admission probe: a task in the same run queue as the connections, so how late its
+/// timer is served is how long work waits on this core (the queueing delay). Each tick feeds
+/// the delay and the time to the sans-IO [`crate::registrar::Admission`], which refills the
+/// verification and accept budgets and adjusts them to the delay; lateness beyond
+/// [`EXCUSED_AFTER`] is added to the core's excused time, which the deadline sweep honours.
+async fn probe(core: Rc<Core>) {
+    let mut wait = Duration::from_millis(10);
+    while !core.stopping.get() {
+        let asked = std::time::Instant::now();
+        glommio::timer::sleep(wait).await;
+        let late = asked.elapsed().saturating_sub(wait);
+        if late > EXCUSED_AFTER {
+            let excess = (late - EXCUSED_AFTER).as_millis() as u64;
+            core.excused_ms.set(core.excused_ms.get() + excess);
+        }
+        let mut reg = core.registrar.borrow_mut();
+        let a = reg.admission();
+        a.on_tick(now_us(), late.as_micros() as u64);
+        wait = Duration::from_micros(a.next_tick_in_us());
+        core.metrics().set_queue_delay_us(a.delay_us());
     }
 }
 

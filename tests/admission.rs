@@ -1,0 +1,191 @@
+//! The admission policy with a fake clock (src/registrar/admission.rs): budgets per tick,
+//! the CoDel-like reaction to a standing queue, the retry calendar, the accept rate.
+
+use regstorm::registrar::{Admission, AdmissionConfig};
+
+const T0: u64 = 1_800_000_000_000_000;
+const TICK: u64 = 10_000;
+
+/// Ticks every 10 ms from `from` for `ticks` ticks with the same queueing delay.
+fn run(a: &mut Admission, from: u64, ticks: u64, delay_us: u64) -> u64 {
+    let mut now = from;
+    for _ in 0..ticks {
+        now += TICK;
+        a.on_tick(now, delay_us);
+    }
+    now
+}
+
+/// Admits until the first refusal; returns how many were admitted.
+fn drain(a: &mut Admission) -> u64 {
+    let mut n = 0;
+    while a.admit_verification() {
+        n += 1;
+        assert!(n < 1_000_000, "no budget limit");
+    }
+    n
+}
+
+#[test]
+fn a_burst_into_an_idle_core_is_verified_not_shed() {
+    let mut a = Admission::new(AdmissionConfig::default(), 1);
+    a.on_tick(T0, 0);
+    // An idle core has saved up burst_ticks of verification time: 0.8 x 100 ms at 50 µs.
+    for _ in 0..1000 {
+        assert!(a.admit_verification());
+    }
+    assert_eq!(a.stats().verify_shed, 0);
+}
+
+#[test]
+fn the_budget_per_tick_follows_the_measured_cost() {
+    let mut a = Admission::new(AdmissionConfig::default(), 1);
+    a.on_tick(T0, 0);
+    for _ in 0..40 {
+        a.observe_cost(100 * 20, 20); // 100 µs a verification, as measured
+    }
+    drain(&mut a);
+    let now = run(&mut a, T0, 1, 0);
+    // One tick earns share x tick = 0.8 x 10 ms: about 80 verifications at ~100 µs.
+    let n = drain(&mut a);
+    assert!((70..=95).contains(&n), "{n}");
+    let rate = a.verify_rate_per_s();
+    assert!((7_000.0..9_500.0).contains(&rate), "{rate}");
+    // A tick that comes late earns its real length (bounded by the burst depth).
+    a.on_tick(now + 3 * TICK, 0);
+    let n = drain(&mut a);
+    assert!((200..=290).contains(&n), "{n}");
+}
+
+#[test]
+fn a_standing_queue_cuts_the_share_and_its_end_gives_it_back() {
+    let mut a = Admission::new(AdmissionConfig::default(), 1);
+    let start = a.share();
+    // 20 ms of queueing delay on every tick for half a second: a standing queue.
+    let now = run(&mut a, T0, 50, 20_000);
+    assert!(a.share() < start * 0.5, "share {}", a.share());
+    assert!(a.stats().standing_queues >= 3);
+    let cut = a.share();
+    assert!(cut >= AdmissionConfig::default().share_min);
+    // The queue is gone: the share grows back, step by step, up to its bound.
+    run(&mut a, now, 200, 500);
+    assert!(a.share() > cut);
+    assert!(a.share() <= AdmissionConfig::default().share_max + 1e-9);
+}
+
+#[test]
+fn a_burst_that_drains_within_the_interval_cuts_nothing() {
+    let mut a = Admission::new(AdmissionConfig::default(), 1);
+    let start = a.share();
+    let mut now = T0;
+    // One tick in ten is 50 ms late (a burst, a descheduled thread); the others are on time:
+    // the smallest delay of each interval is small, so no standing queue is declared.
+    for i in 0..100 {
+        now += TICK;
+        a.on_tick(now, if i % 10 == 0 { 50_000 } else { 200 });
+    }
+    assert_eq!(a.stats().standing_queues, 0);
+    assert!(a.share() >= start);
+}
+
+#[test]
+fn beyond_the_budget_503s_come_back_spread_at_the_verify_rate() {
+    let cfg = AdmissionConfig {
+        retry_max_s: 120,
+        ..AdmissionConfig::default()
+    };
+    let mut a = Admission::new(cfg, 42);
+    a.on_tick(T0, 0);
+    for _ in 0..40 {
+        a.observe_cost(100, 1); // 100 µs: 8,000 verifications a second at share 0.8
+    }
+    drain(&mut a);
+    let rate = a.verify_rate_per_s();
+    // 40,000 refused in one tick: told to come back over about 40,000 / rate seconds.
+    let mut per_second = std::collections::BTreeMap::<u32, u32>::new();
+    for _ in 0..40_000 {
+        assert!(!a.admit_verification());
+        *per_second.entry(a.retry_after_s()).or_default() += 1;
+    }
+    let first = *per_second.keys().next().unwrap();
+    let last = *per_second.keys().last().unwrap();
+    assert!(first >= 1);
+    let window = 40_000.0 / rate;
+    assert!(
+        (f64::from(last - first) - window).abs() <= 2.0,
+        "{first}..{last} for {window:.1} s"
+    );
+    // No second gets much more than the rate: a spread, not a wave.
+    let busiest = *per_second.values().max().unwrap();
+    assert!(
+        f64::from(busiest) <= rate * 1.5,
+        "{busiest} in one second at {rate:.0}/s"
+    );
+}
+
+#[test]
+fn retry_after_never_exceeds_the_configured_maximum() {
+    let cfg = AdmissionConfig {
+        retry_max_s: 35,
+        ..AdmissionConfig::default()
+    };
+    let mut a = Admission::new(cfg, 3);
+    a.on_tick(T0, 0);
+    drain(&mut a);
+    let mut seen = Vec::new();
+    // 16,000 verifications a second (50 µs at share 0.8): 35 s of calendar is 560,000.
+    for _ in 0..800_000 {
+        a.admit_verification();
+        seen.push(a.retry_after_s());
+    }
+    assert!(seen.iter().all(|&s| (1..=35).contains(&s)));
+    // Once the calendar is full, the late ones spread over the second half of the window.
+    let tail = &seen[600_000..];
+    assert!(tail.iter().all(|&s| s >= 17), "{:?}", &tail[..10]);
+    assert!(tail.iter().min() != tail.iter().max());
+}
+
+#[test]
+fn the_calendar_empties_when_the_storm_is_over() {
+    let mut a = Admission::new(AdmissionConfig::default(), 5);
+    a.on_tick(T0, 0);
+    drain(&mut a);
+    for _ in 0..10_000 {
+        a.admit_verification();
+        a.retry_after_s();
+    }
+    // Minutes later the earlier promises are in the past: a new refusal waits little.
+    a.on_tick(T0 + 600_000_000, 0);
+    drain(&mut a);
+    a.admit_verification();
+    assert!(a.retry_after_s() <= 2);
+}
+
+#[test]
+fn a_connection_flood_is_taken_at_a_bounded_rate_per_tick() {
+    let cfg = AdmissionConfig::default();
+    let mut a = Admission::new(cfg, 1);
+    a.on_tick(T0, 0);
+    let taken = (0..10_000).take_while(|_| a.admit_connection()).count();
+    assert_eq!(taken as u32, cfg.accepts_start);
+    assert_eq!(a.stats().connections_deferred, 1);
+    // The next tick takes as many again; under a standing queue fewer.
+    let now = run(&mut a, T0, 1, 0);
+    assert_eq!(
+        (0..10_000).take_while(|_| a.admit_connection()).count() as u32,
+        cfg.accepts_start
+    );
+    run(&mut a, now, 50, 30_000);
+    let under_queue = (0..10_000).take_while(|_| a.admit_connection()).count() as u32;
+    assert!(under_queue < cfg.accepts_start, "{under_queue}");
+    assert!(under_queue >= cfg.accepts_min);
+}
+
+#[test]
+fn an_idle_core_is_probed_rarely() {
+    let mut a = Admission::new(AdmissionConfig::default(), 1);
+    a.on_tick(T0, 0);
+    assert_eq!(a.next_tick_in_us(), 100_000);
+    a.admit_verification();
+    assert_eq!(a.next_tick_in_us(), 10_000);
+}
