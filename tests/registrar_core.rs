@@ -632,3 +632,95 @@ fn overloaded_core_sheds_new_tokens_with_503_but_serves_cached_ones() {
     l.registrar.verifier().set_shedding(false);
     assert_eq!(l.send(&register(Some(fresh), 4, 120)).0, 200);
 }
+
+/// A bodiless request of `method` with the given Request-URI, From and To.
+fn request(method: &str, ruri: &str, from: &str, to: &str) -> Vec<u8> {
+    format!(
+        "{method} {ruri} SIP/2.0\r\nVia: SIP/2.0/TLS 10.0.0.5:5061;branch=z9hG4bK-{method}\r\n\
+         Max-Forwards: 70\r\nFrom: {from}\r\nTo: {to}\r\nCall-ID: rule-{method}@10.0.0.5\r\n\
+         CSeq: 1 {method}\r\nContent-Length: 0\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+/// The status line answering `wire` (whose To may be too broken for `Lab::send`'s checks).
+fn status_line(l: &mut Lab, wire: &[u8]) -> String {
+    let mut hs = [EMPTY_HEADER; 64];
+    let msg = parse(wire, &mut hs).unwrap().complete().expect("complete");
+    let facts = Facts {
+        listener: ListenerKind::Oauth,
+        conn: 1,
+        source: None,
+    };
+    let mut out = Vec::new();
+    l.registrar.handle(&msg, &facts, NOW, &mut out);
+    let text = String::from_utf8(out).unwrap();
+    text.split("\r\n").next().unwrap().to_string()
+}
+
+/// An RFC 4475 message from ../shared/conformance (None, and a note, when it is absent: the
+/// corpus test in tests/corpus.rs is the one that insists on it).
+fn rfc4475(file: &str) -> Option<Vec<u8>> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/conformance/rfc4475")
+        .join(file);
+    match std::fs::read(&path) {
+        Ok(b) => Some(b),
+        Err(e) => {
+            eprintln!("!!! {}: {e}; skipped", path.display());
+            None
+        }
+    }
+}
+
+const METHODS: &[&str] = &[
+    "OPTIONS",
+    "INVITE",
+    "BYE",
+    "CANCEL",
+    "SUBSCRIBE",
+    "REGISTER",
+];
+
+/// RFC 3261 §8.2.2.1: a Request-URI scheme the registrar does not serve is 416 on every
+/// method, not only REGISTER (RFC 4475 §3.3.2 and §3.3.3 send OPTIONS); an unknown method is
+/// still 501 first (§3.1.2.18), and a Request-URI that does not parse is 400.
+#[test]
+fn unsupported_uri_scheme_is_416_on_every_method() {
+    let mut l = lab();
+    let (from, to) = ("<sip:1010@10.10.10.1>;tag=f1", "<sip:1010@10.10.10.1>");
+    for ruri in [
+        "tel:+15551234",
+        "http://10.10.10.1/x",
+        "im:1010@10.10.10.1",
+        "nobodyKnowsThisScheme:totallyopaquecontent",
+    ] {
+        for method in METHODS {
+            let w = request(method, ruri, from, to);
+            assert_eq!(
+                status_line(&mut l, &w),
+                "SIP/2.0 416 Unsupported URI Scheme",
+                "{method} {ruri}"
+            );
+        }
+        let w = request("FROB", ruri, from, to);
+        assert_eq!(status_line(&mut l, &w), "SIP/2.0 501 Not Implemented");
+    }
+    for method in METHODS {
+        let w = request(method, "sip:1010@10.10.10.1?Route=%3Csip:x%3E", from, to);
+        assert_eq!(
+            status_line(&mut l, &w),
+            "SIP/2.0 400 Malformed Request-URI",
+            "{method}"
+        );
+    }
+    for file in ["unkscm.sip", "novelsc.sip"] {
+        if let Some(w) = rfc4475(file) {
+            assert_eq!(
+                status_line(&mut l, &w),
+                "SIP/2.0 416 Unsupported URI Scheme",
+                "{file}"
+            );
+        }
+    }
+}
