@@ -232,6 +232,7 @@ impl Registrar {
             // RFC 4475 §3.1.2.18: an unknown method is 501 even when its CSeq disagrees.
             Answer::new(501, text(501)).with("Allow", ALLOW.to_vec())
         } else if let Err(e) = req.check_mandatory() {
+            // A malformed To or From is 400 on every method, before the method is looked at.
             Answer::from_error(e)
         } else {
             // The Request-URI's scheme comes before the method: 416 on every method.
