@@ -8,10 +8,12 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-/// A configuration problem, naming the file and the key.
+/// A configuration problem, naming the file, the line when it is known, and the key.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConfigError {
     pub file: String,
+    /// The line the TOML reader pointed at (1-based), for errors found while reading the file.
+    pub line: Option<usize>,
     /// Dotted key (`registrar.min_expires`, `listener[0].cert`), empty for the whole file.
     pub key: String,
     pub reason: String,
@@ -19,15 +21,138 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.key.is_empty() {
-            write!(f, "{}: {}", self.file, self.reason)
-        } else {
-            write!(f, "{}: {}: {}", self.file, self.key, self.reason)
+        // `file:line:` as compilers write it, so editors and terminals jump to the line.
+        f.write_str(&self.file)?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
         }
+        if !self.key.is_empty() {
+            write!(f, ": {}", self.key)?;
+        }
+        write!(f, ": {}", self.reason)
     }
 }
 
 impl std::error::Error for ConfigError {}
+
+impl ConfigError {
+    /// The error of a TOML reader (`toml::from_str`) on `text`, read from `file`: the line the
+    /// error's span starts on, the dotted key written there (tables and arrays of tables
+    /// counted, as `listener[1].addr`), and serde's wording made plain (`expected an integer,
+    /// found a string` rather than `invalid type: string "sixty", expected u32`).
+    pub fn from_toml(file: &str, text: &str, e: &toml::de::Error) -> ConfigError {
+        // toml's message spans lines (with a source excerpt); its first line is the reason.
+        let first = e.message().lines().next().unwrap_or("invalid TOML");
+        let (line, key) = match e.span() {
+            Some(span) => {
+                let at = span.start.min(text.len());
+                let line = text[..at].matches('\n').count() + 1;
+                (Some(line), key_at(text, line))
+            }
+            None => (None, String::new()),
+        };
+        ConfigError {
+            file: file.to_string(),
+            line,
+            key,
+            reason: plain_serde_message(first),
+        }
+    }
+}
+
+/// The dotted key of the TOML line `line` (1-based): the key before `=` on it (or on the
+/// nearest line above that has one, for a value that spans lines), under the table or array
+/// element opened last. A table header line names the table itself.
+fn key_at(text: &str, line: usize) -> String {
+    let mut table = String::new();
+    let mut arrays: Vec<(String, usize)> = Vec::new();
+    let mut key = String::new();
+    for l in text.lines().take(line) {
+        let t = l.trim();
+        if let Some(name) = t.strip_prefix("[[").and_then(|r| r.split("]]").next()) {
+            let name = name.trim().to_string();
+            let n = match arrays.iter_mut().find(|(a, _)| *a == name) {
+                Some((_, n)) => {
+                    *n += 1;
+                    *n
+                }
+                None => {
+                    arrays.push((name.clone(), 0));
+                    0
+                }
+            };
+            table = format!("{name}[{n}]");
+            key.clear();
+        } else if let Some(name) = t.strip_prefix('[').and_then(|r| r.split(']').next()) {
+            table = name.trim().to_string();
+            key.clear();
+        } else if let Some((k, _)) = t.split_once('=').filter(|_| !t.starts_with('#')) {
+            key = k.trim().trim_matches(['"', '\'']).to_string();
+        }
+    }
+    match (table.is_empty(), key.is_empty()) {
+        (_, true) => table,
+        (true, false) => key,
+        (false, false) => format!("{table}.{key}"),
+    }
+}
+
+/// serde's `invalid type: string "sixty", expected u32` as `expected an integer, found a
+/// string`; `invalid value: integer `-1`, expected u32` as `expected an integer from 0 to
+/// 4294967295, found -1`. Other messages (unknown field, unknown variant, TOML syntax) are
+/// already plain and pass unchanged.
+fn plain_serde_message(msg: &str) -> String {
+    fn expected(e: &str) -> &str {
+        match e {
+            "u8" | "u16" | "u32" | "u64" | "usize" | "i8" | "i16" | "i32" | "i64" | "isize" => {
+                "an integer"
+            }
+            "f32" | "f64" => "a number",
+            "a boolean" | "bool" => "a boolean",
+            "a string" | "a borrowed string" | "path string" | "string" => "a string",
+            "a sequence" => "an array",
+            e if e.starts_with("struct ") || e.starts_with("a map") => "a table",
+            // A unit enum is written as one of its names.
+            e if e.starts_with("enum ") => "a string",
+            e => e,
+        }
+    }
+    fn found(u: &str) -> &str {
+        match u.split_once(' ').map_or(u, |(kind, _)| kind) {
+            "string" => "a string",
+            "integer" => "an integer",
+            "floating" => "a float",
+            "boolean" => "a boolean",
+            "sequence" => "an array",
+            "map" => "a table",
+            _ => u,
+        }
+    }
+    fn range(e: &str) -> Option<(i128, i128)> {
+        Some(match e {
+            "u8" => (0, u8::MAX.into()),
+            "u16" => (0, u16::MAX.into()),
+            "u32" => (0, u32::MAX.into()),
+            "u64" | "usize" => (0, u64::MAX.into()),
+            _ => return None,
+        })
+    }
+    if let Some((u, e)) = msg
+        .strip_prefix("invalid type: ")
+        .and_then(|r| r.rsplit_once(", expected "))
+    {
+        return format!("expected {}, found {}", expected(e), found(u));
+    }
+    if let Some((u, e)) = msg
+        .strip_prefix("invalid value: integer `")
+        .and_then(|r| r.rsplit_once("`, expected "))
+    {
+        if let Some((lo, hi)) = range(e) {
+            return format!("expected an integer from {lo} to {hi}, found {u}");
+        }
+    }
+    msg.to_string()
+}
 
 /// Which challenge a registrar sends when credentials are missing or refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -259,6 +384,7 @@ impl Config {
     /// Reads and checks `path`. Relative paths inside resolve against its folder.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            line: None,
             file: path.display().to_string(),
             key: String::new(),
             reason: format!("cannot read: {e}"),
@@ -270,24 +396,13 @@ impl Config {
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let file = path.display().to_string();
         let err = |key: &str, reason: String| ConfigError {
+            line: None,
             file: file.clone(),
             key: key.to_string(),
             reason,
         };
-        let raw: RawFile = toml::from_str(text).map_err(|e| {
-            // toml's message spans lines (with a source excerpt); keep its first line.
-            let msg = e
-                .message()
-                .lines()
-                .next()
-                .unwrap_or("invalid TOML")
-                .to_string();
-            let at = e.span().map(|s| {
-                let line = text[..s.start.min(text.len())].matches('\n').count() + 1;
-                format!(" (line {line})")
-            });
-            err("", format!("{msg}{}", at.unwrap_or_default()))
-        })?;
+        let raw: RawFile =
+            toml::from_str(text).map_err(|e| ConfigError::from_toml(&file, text, &e))?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let resolve = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
 
@@ -517,6 +632,7 @@ impl Config {
     pub fn load_keys(&self) -> Result<KeySet, ConfigError> {
         let pems: Vec<&Path> = self.auth.keys.iter().map(PathBuf::as_path).collect();
         KeySet::load(self.auth.jwks.as_deref(), &pems).map_err(|e| ConfigError {
+            line: None,
             file: self.file.display().to_string(),
             key: "auth".into(),
             reason: e.to_string(),
@@ -653,8 +769,77 @@ addr = "127.0.0.1:9090"
         assert!(e("[[listener]]\nkind = \"tcp\"\n").contains(": auth: missing"));
         assert!(e(&format!("{base}[registrar]\nrealm = \"a\\\"b\"\n")).contains("registrar.realm"));
         assert!(e(&format!("{base}[registrar]\ndomain = \"a b\"\n")).contains("registrar.domain"));
-        assert!(e("not toml [").contains("(line 1)"));
+        assert!(e("not toml [").starts_with("/etc/regstorm/registrar.toml:1: "));
         // A UDP and a TCP listener may share an address.
         assert!(parse(&format!("{base}[[listener]]\nkind = \"udp\"\n")).is_ok());
+    }
+
+    /// CONTRACT "Exit status": a bad configuration is one line naming the file and the key;
+    /// for a value of the wrong type, the line too (`file:line: key: reason`), in words
+    /// rather than serde's `invalid type: string "sixty", expected u32`.
+    #[test]
+    fn a_value_of_the_wrong_type_names_the_file_line_and_key() {
+        let e = |text: &str| parse(text).unwrap_err().to_string();
+        let base = "[auth]\njwks = \"j\"\n[[listener]]\nkind = \"tcp\"\n";
+        let at = |line: usize, rest: &str| format!("/etc/regstorm/registrar.toml:{line}: {rest}");
+        assert_eq!(
+            e(&format!(
+                "[registrar]\nrealm = \"r\"\nmin_expires = \"sixty\"\n{base}"
+            )),
+            at(
+                3,
+                "registrar.min_expires: expected an integer, found a string"
+            )
+        );
+        assert_eq!(
+            e(&format!("{base}[limits]\nmax_connections = \"lots\"\n")),
+            at(
+                6,
+                "limits.max_connections: expected an integer, found a string"
+            )
+        );
+        assert_eq!(
+            e(&format!("{base}[registrar]\nunregister_on_close = 1\n")),
+            at(
+                6,
+                "registrar.unregister_on_close: expected a boolean, found an integer"
+            )
+        );
+        assert_eq!(
+            e(&format!("{base}[registrar]\nmax_expires = 1.5\n")),
+            at(
+                6,
+                "registrar.max_expires: expected an integer, found a float"
+            )
+        );
+        assert_eq!(
+            e(&format!("{base}[registrar]\nmin_expires = -1\n")),
+            at(
+                6,
+                "registrar.min_expires: expected an integer from 0 to 4294967295, found -1"
+            )
+        );
+        assert_eq!(
+            e(&format!(
+                "{base}[[listener]]\nkind = \"udp\"\naddr = 5060\n"
+            )),
+            at(7, "listener[1].addr: expected a string, found an integer")
+        );
+        assert_eq!(
+            e("[auth]\njwks = \"j\"\nkeys = \"k.pem\"\n[[listener]]\nkind = \"tcp\"\n"),
+            at(3, "auth.keys: expected an array, found a string")
+        );
+        assert_eq!(
+            e(&format!("registrar = 5\n{base}")),
+            at(1, "registrar: expected a table, found an integer")
+        );
+        assert!(
+            e(&format!("{base}[registrar]\nbogus = 1\n")).starts_with(&at(
+                6,
+                "registrar.bogus: unknown field `bogus`, expected one of"
+            ))
+        );
+        assert!(e(&format!("{base}[registrar]\nchallenge = \"digest\"\n"))
+            .starts_with(&at(6, "registrar.challenge: unknown variant `digest`")));
     }
 }

@@ -39,6 +39,18 @@ pub const MAX_PENDING_OUTPUT: usize = 256 * 1024;
 /// The header lines one message may have (the framer's limit).
 const HEADER_SLOTS: usize = 96;
 
+/// The wire layer's limits for `max_message_bytes`. The head may use all of it: a message
+/// within `max_message_bytes` is answered whatever its shape (a 16 KiB Authorization header
+/// is one line of a 17 KiB head, not a framing error that closes the connection unanswered);
+/// the header count stays bounded by the slots every parse is given.
+fn wire_limits(max_message_bytes: usize) -> sip::Limits {
+    sip::Limits {
+        max_head: max_message_bytes,
+        max_body: max_message_bytes,
+        max_headers: HEADER_SLOTS,
+    }
+}
+
 /// One connection's state.
 pub struct Session {
     transport: Transport,
@@ -74,13 +86,7 @@ impl std::fmt::Debug for Session {
 
 impl Session {
     fn new(transport: Transport, facts: Facts, limits: ConfigLimits, now_ms: u64) -> Self {
-        let framer = Framer::new(sip::Limits {
-            max_head: limits
-                .max_message_bytes
-                .min(sip::Limits::default().max_head),
-            max_body: limits.max_message_bytes,
-            max_headers: HEADER_SLOTS,
-        });
+        let framer = Framer::new(wire_limits(limits.max_message_bytes));
         Session {
             transport,
             framer,
@@ -408,11 +414,7 @@ pub fn answer_datagram(
     if bytes.iter().all(|b| matches!(b, b'\r' | b'\n')) {
         return None;
     }
-    let limits = sip::Limits {
-        max_head: max_bytes.min(sip::Limits::default().max_head),
-        max_body: max_bytes,
-        max_headers: HEADER_SLOTS,
-    };
+    let limits = wire_limits(max_bytes);
     let mut headers = [EMPTY_HEADER; HEADER_SLOTS];
     let error = match sip::parse_datagram(bytes, &mut headers, &limits) {
         Ok(msg) => {

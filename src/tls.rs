@@ -22,6 +22,7 @@ const SESSION_CACHE: usize = 64 * 1024;
 
 fn err(file: &Path, key: &str, reason: impl std::fmt::Display) -> ConfigError {
     ConfigError {
+        line: None,
         file: file.display().to_string(),
         key: key.to_string(),
         reason: reason.to_string(),

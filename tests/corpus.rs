@@ -306,7 +306,8 @@ static RFC4475: &[(&str, &str, Check)] = corpus! {
     }),
     "badaspec.sip": "invalid" => |b| with_msg(b, |m| {
         let to = m.to().map_err(|e| format!("{e:?}"))?;
-        eq(to.parsed_uri(), None, "spaces inside <> make no URI (400)")
+        eq(to.parsed_uri(), None, "spaces inside <> make no URI")?;
+        eq(m.check_mandatory(), Err(Error::BadValue(HeaderName::To)), "400 Malformed To")
     }),
     "baddn.sip": "invalid" => |b| {
         parse_err(b, Error::HeadUnterminated)?;

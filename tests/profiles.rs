@@ -60,9 +60,9 @@ fn err(text: &str) -> String {
 #[test]
 fn bad_keys_and_values_name_the_file_and_key() {
     assert!(
-        err("devices = 10\nbogus = 1\n").starts_with("p.toml: "),
+        err("devices = 10\nbogus = 1\n").starts_with("p.toml:2: bogus: unknown field `bogus`"),
         "{}",
-        err("bogus = 1")
+        err("devices = 10\nbogus = 1\n")
     );
     assert!(
         err("bogus = 1\n").contains("bogus"),
@@ -158,4 +158,27 @@ fn the_profile_sets_the_device_schedule() {
     assert_eq!(t.token_ttl_s, 20);
     assert_eq!(t.timeout_ms, 32_000);
     assert!(t.challenge_first);
+}
+
+/// A value of the wrong type: one line naming the file, the line and the key, in words rather
+/// than serde's `invalid type: string "many", expected u64`.
+#[test]
+fn a_value_of_the_wrong_type_names_the_file_line_and_key() {
+    assert_eq!(
+        err("name = \"x\"\ndevices = \"many\"\n"),
+        "p.toml:2: devices: expected an integer, found a string"
+    );
+    assert_eq!(
+        err("# capacity\n\nrate = \"fast\"\n"),
+        "p.toml:3: rate: expected a number, found a string"
+    );
+    assert_eq!(
+        err("devices = 10\nchallenge_first = \"yes\"\n"),
+        "p.toml:2: challenge_first: expected a boolean, found a string"
+    );
+    assert_eq!(
+        err("devices = 10\nduration_s = -5\n"),
+        "p.toml:2: duration_s: expected an integer from 0 to 18446744073709551615, found -5"
+    );
+    assert!(err("mode = \"sip\"\n").starts_with("p.toml:1: mode: unknown variant `sip`"));
 }

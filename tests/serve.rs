@@ -590,6 +590,35 @@ fn check_flag_names_the_file_and_key() {
     );
 }
 
+/// CONTRACT "Exit status": `serve --check` on a value of the wrong type exits 2 with one line
+/// naming the file, the line and the key.
+#[test]
+fn check_flag_names_the_file_line_and_key_of_a_value_of_the_wrong_type() {
+    let lab = lab("check-type");
+    for (text, want) in [
+        (
+            "[registrar]\nrealm = \"ccmsipline\"\nmin_expires = \"sixty\"\n",
+            "registrar.toml:3: registrar.min_expires: expected an integer, found a string",
+        ),
+        (
+            "[limits]\nmax_connections = \"lots\"\n",
+            "registrar.toml:2: limits.max_connections: expected an integer, found a string",
+        ),
+    ] {
+        let config = lab.dir.join("registrar.toml");
+        let listeners = "[auth]\njwks = \"jwks.json\"\n[[listener]]\nkind = \"tcp\"\n";
+        std::fs::write(&config, format!("{text}{listeners}")).unwrap();
+        let out = Command::new(bin())
+            .args(["serve", "--check", "--config", "registrar.toml"])
+            .current_dir(&lab.dir)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(err, format!("regstorm: {want}\n"));
+    }
+}
+
 #[test]
 fn sighup_reloads_certificate_and_keys_without_dropping_connections() {
     let lab = lab("hup");

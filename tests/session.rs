@@ -413,3 +413,101 @@ fn a_message_completed_in_pieces_resets_the_idle_deadline() {
     s.receive(b"\r\n\r\n", NOW_MS + 100_000, &mut reg).unwrap();
     assert_eq!(s.deadline(), NOW_MS + 100_000 + 360_000);
 }
+
+/// A REGISTER carrying `line` as an extra header line right after its request line (before
+/// Via, so an answer needs more than the first few lines of the head).
+fn with_header_line(line: &str, cseq: u32) -> Vec<u8> {
+    let wire = jabber(None, cseq);
+    let eol = wire.windows(2).position(|w| w == b"\r\n").unwrap() + 2;
+    let mut out = wire[..eol].to_vec();
+    out.extend_from_slice(line.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(&wire[eol..]);
+    out
+}
+
+/// Credentials of `len` base64url octets: longer than any token regstorm issues
+/// (`auth::MAX_TOKEN`), well within `max_message_bytes`.
+fn oversized_credentials(len: usize) -> [String; 2] {
+    let t = "a".repeat(len);
+    [
+        format!("Authorization: Bearer {t}"),
+        format!("Proxy-Authorization: Bearer token=\"{t}\""),
+    ]
+}
+
+const INVALID_TOKEN: &str =
+    "\r\nProxy-Authenticate: Bearer realm=\"ccmsipline\", error=\"invalid_token\"\r\n";
+
+/// Regression: a 16 KiB Authorization header made the head larger than the framer's fixed
+/// 16 KiB limit, and the connection closed without an answer although the message was far
+/// below `max_message_bytes` (64 KiB). The head limit now follows `max_message_bytes`; a
+/// bearer token longer than `auth::MAX_TOKEN` cannot be one we issue: 407 invalid_token.
+#[test]
+fn any_message_within_max_message_bytes_gets_an_answer() {
+    let l = lab();
+    for len in [16 * 1024, 40 * 1024] {
+        for (i, line) in oversized_credentials(len).iter().enumerate() {
+            let wire = with_header_line(line, 1 + i as u32);
+            assert!(wire.len() < limits().max_message_bytes);
+            // Plaintext (TCP listener), in one piece and trickled in 1 KiB reads.
+            for chunk in [usize::MAX, 1024] {
+                let mut r = registrar(&l);
+                let mut s = Session::plain(facts(ListenerKind::Tcp), limits(), NOW_MS);
+                for piece in wire.chunks(chunk.min(wire.len())) {
+                    s.receive(piece, NOW_MS, &mut r).unwrap();
+                }
+                let mut out = Vec::new();
+                s.transmit(&mut out);
+                let text = String::from_utf8(out).unwrap();
+                assert!(
+                    text.starts_with("SIP/2.0 407 ") && text.contains(INVALID_TOKEN),
+                    "{len} {line:.30} chunk {chunk}: {text}"
+                );
+                assert!(s.closed().is_none(), "the connection stays up");
+            }
+            // TLS.
+            let mut p = Pair::new(&l);
+            p.send(&wire, usize::MAX).unwrap();
+            assert_eq!(p.statuses(), [407], "TLS, {len} {line:.30}");
+            let text = String::from_utf8_lossy(&p.received);
+            assert!(text.contains(INVALID_TOKEN), "{text}");
+            // UDP.
+            let mut r = registrar(&l);
+            let mut out = Vec::new();
+            let answered = regstorm::session::answer_datagram(
+                &wire,
+                limits().max_message_bytes,
+                &mut r,
+                &facts(ListenerKind::Udp),
+                NOW_MS / 1000,
+                &mut out,
+            );
+            assert_eq!(answered, Some((true, 407)), "UDP, {len} {line:.30}");
+            assert!(String::from_utf8(out).unwrap().contains(INVALID_TOKEN));
+        }
+    }
+}
+
+/// Beyond `max_message_bytes` the head cannot be trusted: 400 when it can be read, then close.
+#[test]
+fn a_head_beyond_max_message_bytes_gets_400_and_a_close() {
+    let l = lab();
+    let mut wire = jabber(None, 1);
+    let at = wire.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 2;
+    let big = format!("X-Padding: {}\r\n", "p".repeat(70 * 1024));
+    wire.splice(at..at, big.bytes());
+    let mut r = registrar(&l);
+    let mut s = Session::plain(facts(ListenerKind::Tcp), limits(), NOW_MS);
+    assert_eq!(
+        s.receive(&wire, NOW_MS, &mut r),
+        Err(CloseReason::Framing(regstorm::sip::Error::HeadTooLarge))
+    );
+    let mut out = Vec::new();
+    s.transmit(&mut out);
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.starts_with("SIP/2.0 400 Header Section Too Large\r\n"),
+        "{text}"
+    );
+}

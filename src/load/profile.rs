@@ -108,6 +108,7 @@ impl Profile {
         }
         let path = Path::new(name_or_file);
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            line: None,
             file: name_or_file.to_string(),
             key: String::new(),
             reason: if e.kind() == std::io::ErrorKind::NotFound {
@@ -125,19 +126,7 @@ impl Profile {
 
     /// Parses and checks a profile's text; `file` names it in errors.
     pub fn parse(text: &str, file: &str) -> Result<Profile, ConfigError> {
-        let raw: Raw = toml::from_str(text).map_err(|e| {
-            // The key is what precedes `=` on the line the error points into.
-            let key = e.span().map_or("", |span| {
-                let start = text[..span.start].rfind('\n').map_or(0, |i| i + 1);
-                let line = text[start..].lines().next().unwrap_or("");
-                line.split('=').next().unwrap_or("").trim()
-            });
-            ConfigError {
-                file: file.to_string(),
-                key: key.to_string(),
-                reason: e.message().to_string(),
-            }
-        })?;
+        let raw: Raw = toml::from_str(text).map_err(|e| ConfigError::from_toml(file, text, &e))?;
         let devices = raw.devices.unwrap_or(1000);
         let p = Profile {
             name: raw.name.unwrap_or_else(|| {
@@ -195,8 +184,12 @@ impl Profile {
                 (file.to_string(), key.to_string())
             }
         };
-        let fail =
-            |(file, key): (String, String), reason: String| ConfigError { file, key, reason };
+        let fail = |(file, key): (String, String), reason: String| ConfigError {
+            file,
+            line: None,
+            key,
+            reason,
+        };
         let devices = name("devices", o.devices.is_some(), "devices");
         if self.devices == 0 || self.devices > MAX_DEVICES {
             return Err(fail(

@@ -9,7 +9,7 @@ use crate::auth::{write_challenge, TokenError, Verifier};
 use crate::config::{ChallengeKind, ListenerKind, RegistrarSection};
 use crate::sip::{
     write_http_date, Aor, ContactValue, Error, HeaderName, Host, Message, Method, ResponseWriter,
-    Source, Uri,
+    SipUri, Source, Uri,
 };
 use smallvec::SmallVec;
 use std::borrow::Cow;
@@ -122,6 +122,17 @@ fn host_matches(host: &Host<'_>, domain: &str) -> bool {
             (Ok(x), Ok(y)) => x == y,
             _ => a.eq_ignore_ascii_case(domain.trim_matches(['[', ']'])),
         },
+    }
+}
+
+/// The Request-URI every request must have: one that parses (else 400) and is SIP or SIPS,
+/// the only schemes served here (else 416 on every method: RFC 3261 §8.2.2.1, RFC 4475
+/// §3.3.2 and §3.3.3).
+fn check_request_uri<'b>(req: &Message<'_, 'b>) -> Result<SipUri<'b>, Answer> {
+    match req.request_uri() {
+        Some(Ok(Uri::Sip(u))) => Ok(u),
+        Some(Ok(Uri::Other { .. })) => Err(Answer::new(416, text(416))),
+        _ => Err(Answer::from_error(Error::BadRequestUri)),
     }
 }
 
@@ -244,18 +255,21 @@ impl Registrar {
             // RFC 4475 §3.1.2.18: an unknown method is 501 even when its CSeq disagrees.
             Answer::new(501, text(501)).with("Allow", ALLOW.to_vec())
         } else if let Err(e) = req.check_mandatory() {
+            // A malformed To or From is 400 on every method, before the method is looked at.
             Answer::from_error(e)
         } else {
-            match method {
-                Method::Register => match self.register(req, facts, now, out) {
+            // The Request-URI's scheme comes before the method: 416 on every method.
+            match (check_request_uri(req), method) {
+                (Err(r), _) => r,
+                (Ok(ruri), Method::Register) => match self.register(req, &ruri, facts, now, out) {
                     Ok(outcome) => return outcome,
                     Err(r) => r,
                 },
-                Method::Options => Answer::new(200, text(200))
+                (Ok(_), Method::Options) => Answer::new(200, text(200))
                     .with("Allow", ALLOW.to_vec())
                     .with("Accept", b"application/sdp, multipart/mixed".to_vec())
                     .with("Supported", b"path".to_vec()),
-                _ => Answer::new(405, text(405)).with("Allow", ALLOW.to_vec()),
+                (Ok(_), _) => Answer::new(405, text(405)).with("Allow", ALLOW.to_vec()),
             }
         };
         self.reply(req, facts, now, out, answer)
@@ -290,16 +304,13 @@ impl Registrar {
     fn register(
         &mut self,
         req: &Message<'_, '_>,
+        ruri: &SipUri<'_>,
         facts: &Facts,
         now: u64,
         out: &mut Vec<u8>,
     ) -> Result<Outcome, Answer> {
-        // Request-URI: SIP or SIPS (else 416), for this domain when one is set (else 404).
-        let ruri = match req.request_uri() {
-            Some(Ok(Uri::Sip(u))) => u,
-            Some(Ok(Uri::Other { .. })) => return Err(Answer::new(416, text(416))),
-            _ => return Err(Answer::from_error(Error::BadRequestUri)),
-        };
+        // Request-URI (SIP or SIPS, checked in `handle`): for this domain when one is set
+        // (else 404).
         if let Some(domain) = &self.cfg.domain {
             if !host_matches(&ruri.host, domain) {
                 return Err(Answer::new(404, "Domain Not Served"));

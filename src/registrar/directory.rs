@@ -70,20 +70,13 @@ impl Directory {
     /// Parses a directory file's text; `file` names it in errors.
     pub fn parse(text: &str, file: &str, unknown: UnknownDevices) -> Result<Self, ConfigError> {
         let err = |key: String, reason: String| ConfigError {
+            line: None,
             file: file.to_string(),
             key,
             reason,
         };
-        let raw: RawDirectory = toml::from_str(text).map_err(|e| {
-            err(
-                String::new(),
-                e.message()
-                    .lines()
-                    .next()
-                    .unwrap_or("invalid TOML")
-                    .to_string(),
-            )
-        })?;
+        let raw: RawDirectory =
+            toml::from_str(text).map_err(|e| ConfigError::from_toml(file, text, &e))?;
         let mut devices = HashMap::new();
         for (i, d) in raw.device.into_iter().enumerate() {
             if d.name.is_empty() {
@@ -110,6 +103,7 @@ impl Directory {
     pub fn load(section: &DirectorySection) -> Result<Self, ConfigError> {
         let file = section.file.display().to_string();
         let text = std::fs::read_to_string(&section.file).map_err(|e| ConfigError {
+            line: None,
             file: file.clone(),
             key: String::new(),
             reason: format!("cannot read: {e}"),
@@ -197,8 +191,19 @@ oauth = false
         )
         .unwrap_err();
         assert!(
-            e.to_string().starts_with("d.toml: unknown variant `sctp`"),
+            e.to_string()
+                .starts_with("d.toml:3: device[0].ports: unknown variant `sctp`"),
             "{e}"
+        );
+        let e = Directory::parse(
+            "[[device]]\nname = \"a\"\n[[device]]\nname = \"b\"\noauth = \"no\"\n",
+            "d.toml",
+            UnknownDevices::Allow,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "d.toml:5: device[1].oauth: expected a boolean, found a string"
         );
     }
 }

@@ -438,6 +438,7 @@ async fn run_core(
     let mut udp = Vec::new();
     for (li, (l, addr)) in cfg.listeners.iter().zip(&addrs).enumerate() {
         let what = |e: &dyn std::fmt::Display| ConfigError {
+            line: None,
             file: cfg.file.display().to_string(),
             key: format!("listener[{li}].addr"),
             reason: format!("cannot bind {addr}: {e}"),
@@ -477,6 +478,7 @@ async fn run_core(
                 }
                 Err(e) => {
                     let _ = ready.send(Err(ConfigError {
+                        line: None,
                         file: cfg.file.display().to_string(),
                         key: "admin.addr".into(),
                         reason: format!("cannot bind {addr}: {e}"),

@@ -324,10 +324,15 @@ impl<'h, 'b> Message<'h, 'b> {
     }
 
     /// Checks the headers every request must have (RFC 3261 §8.1.1): To, From, CSeq, Call-ID,
-    /// Max-Forwards (tolerated when absent, as RFC 2543 elements omit it) and Via.
+    /// Max-Forwards (tolerated when absent, as RFC 2543 elements omit it) and Via. To and From
+    /// must be a name-addr or addr-spec whose URI itself parses, of any scheme (RFC 3261
+    /// §20.20, §20.39; RFC 4475 §3.1.2.14: `< sip:... >` holds no URI).
     pub fn check_mandatory(&self) -> Result<(), Error> {
-        self.to()?;
-        self.from()?;
+        for name in [HeaderName::To, HeaderName::From] {
+            if self.address(name)?.parsed_uri().is_none() {
+                return Err(Error::BadValue(name));
+            }
+        }
         self.call_id()?;
         self.cseq()?;
         self.max_forwards()?;
