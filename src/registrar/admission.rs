@@ -51,10 +51,10 @@ impl Default for AdmissionConfig {
     fn default() -> Self {
         AdmissionConfig {
             tick_us: 10_000,
-            target_us: 5_000,
-            interval_us: 100_000,
+            target_us: 20_000,
+            interval_us: 200_000,
             share_start: 0.8,
-            share_min: 0.1,
+            share_min: 0.25,
             share_max: 0.9,
             burst_ticks: 10,
             cost_start_us: 50.0,
@@ -167,7 +167,7 @@ impl Admission {
             // A standing queue: the work taken in is more than the core gets through. Fresh
             // verifications and new connections give way to what is already admitted.
             self.stats.standing_queues += 1;
-            self.share = (self.share * 0.75).max(c.share_min);
+            self.share = (self.share * 0.85).max(c.share_min);
             self.accepts_per_tick = (self.accepts_per_tick * 3 / 4).max(c.accepts_min);
             self.credit_us = self.credit_us.min(0.0);
         } else {
@@ -202,7 +202,11 @@ impl Admission {
         let sample = elapsed_us as f64 / n as f64;
         // Bounded so that one descheduled read cannot close the budget for long.
         let sample = sample.clamp(1.0, 20_000.0);
-        self.cost_us += (sample - self.cost_us) * 0.125;
+        // A read's other work (cached answers, 503s) is charged to its verifications too, so a
+        // sample is never below the true cost and often above it: follow lower samples fast
+        // and higher ones slowly (a slower key type still shows within a few hundred reads).
+        let gain = if sample < self.cost_us { 0.5 } else { 0.02 };
+        self.cost_us += (sample - self.cost_us) * gain;
     }
 
     /// Verifications per second the core gives to fresh tokens now.
