@@ -177,8 +177,15 @@ pub struct Second {
     pub lag_ms: u64,
 }
 
+impl Default for Second {
+    fn default() -> Self {
+        Second::new()
+    }
+}
+
 impl Second {
-    fn new() -> Self {
+    /// An empty second.
+    pub fn new() -> Self {
         Second {
             offered: 0,
             completed: 0,

@@ -473,6 +473,76 @@ fn write_hlog(path: &Path, stats: &Stats, started_s: u64) -> Result<(), String> 
 }
 
 #[cfg(test)]
+mod phase_tests {
+    use super::*;
+    use crate::load::engine::Second;
+
+    fn run(ramp_s: u64, lag_ms: &[u64], failures: &[u64]) -> Summary {
+        let mut p = Profile::find("ci").unwrap();
+        p.ramp_s = ramp_s;
+        let mut stats = Stats::default();
+        for (i, (&lag, &failed)) in lag_ms.iter().zip(failures).enumerate() {
+            let mut s = Second::new();
+            s.offered = 100;
+            s.completed = 100;
+            s.lag_ms = lag;
+            s.failures = failed;
+            s.registered_delta = if i == 0 { 10 } else { 0 };
+            stats.timeline.push(s);
+        }
+        stats.devices = 10;
+        stats.all_registered = vec![(1_500_000, u64::MAX)];
+        let load = LoadFigures {
+            lag_ms_max: lag_ms.iter().copied().max().unwrap_or(0),
+            ..LoadFigures::default()
+        };
+        let machine = Machine {
+            cores: 1,
+            cpu: String::new(),
+            kernel: String::new(),
+            rustc: String::new(),
+            commit: String::new(),
+        };
+        Summary::new(&p, &stats, 0, lag_ms.len() as f64, load, machine)
+    }
+
+    #[test]
+    fn the_bottleneck_is_judged_per_phase() {
+        // The engine lagged during the ramp only: the run's verdict (the steady phase's) is
+        // not "load engine".
+        let s = run(2, &[300, 250, 3, 4, 2, 3], &[0; 6]);
+        assert_eq!(s.bottleneck_by_phase["ramp"], "load engine");
+        assert_eq!(s.bottleneck_by_phase["steady"], "none");
+        assert_eq!(s.bottleneck, "none");
+        // Lag in the steady phase is the run's verdict.
+        let s = run(2, &[3, 3, 3, 400, 2, 3], &[0; 6]);
+        assert_eq!(s.bottleneck_by_phase["ramp"], "none");
+        assert_eq!(s.bottleneck, "load engine");
+        // Failures after the ramp: the registrar.
+        let s = run(2, &[3; 6], &[0, 0, 0, 0, 5, 0]);
+        assert_eq!(s.bottleneck, "registrar");
+        // No ramp: the storm lasts until every device held a binding (1.5 s: seconds 0 and 1).
+        let s = run(0, &[500, 200, 3, 3], &[0; 4]);
+        assert_eq!(s.bottleneck_by_phase.get("ramp"), None);
+        assert_eq!(s.bottleneck_by_phase["storm"], "load engine");
+        assert_eq!(s.bottleneck_by_phase["steady"], "none");
+        assert_eq!(s.time_to_all_registered_s, Some(1.5));
+        assert_eq!(s.timeline[3].registered, 10);
+        let json = serde_json::to_value(&s).unwrap();
+        for key in [
+            "late_sends",
+            "missed_sends",
+            "connections_lost",
+            "bottleneck_by_phase",
+        ] {
+            assert!(!json[key].is_null(), "{key}");
+        }
+        assert_eq!(json["connections_lost"]["peer_closed"], 0);
+        assert!(s.table().contains("rejected (503)"));
+    }
+}
+
+#[cfg(test)]
 mod tests {
     #[test]
     fn rfc3339_times() {
