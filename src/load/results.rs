@@ -172,9 +172,11 @@ fn phases(
     vec![(first, 0..split), ("steady", split..seconds)]
 }
 
-/// What held a phase back: the engine when it fell behind its own schedule by more than
-/// [`ENGINE_LAG_MS`] in any of its seconds, else the registrar when it failed, shed (503) or
-/// left more than 1 % of what was offered unanswered, else nothing.
+/// What held a phase back. The registrar, when more than 1 % of what was offered failed
+/// (transport failures, timeouts) or was shed (503): the engine's lag cannot cause those, and
+/// an engine verdict must not hide them. Else the engine, when it fell behind its own schedule
+/// by more than [`ENGINE_LAG_MS`] in any second of the phase. Else the registrar again for any
+/// failure, 503 or more than 1 % left unanswered; else nothing.
 fn verdict(rows: &[TimelineRow]) -> &'static str {
     if rows.is_empty() {
         return "none";
@@ -183,7 +185,9 @@ fn verdict(rows: &[TimelineRow]) -> &'static str {
     let offered: u64 = rows.iter().map(|r| r.offered).sum();
     let completed: u64 = rows.iter().map(|r| r.completed).sum();
     let failed: u64 = rows.iter().map(|r| r.failures + r.status_503).sum();
-    if lag > ENGINE_LAG_MS {
+    if failed > offered / 100 && failed > 0 {
+        "registrar"
+    } else if lag > ENGINE_LAG_MS {
         "load engine"
     } else if failed > 0 || completed + completed / 100 < offered {
         "registrar"
@@ -521,6 +525,11 @@ mod phase_tests {
         // Failures after the ramp: the registrar.
         let s = run(2, &[3; 6], &[0, 0, 0, 0, 5, 0]);
         assert_eq!(s.bottleneck, "registrar");
+        // The registrar failing more than 1 % is not hidden by the engine lagging as well.
+        let s = run(2, &[3, 3, 3, 400, 2, 3], &[0, 0, 0, 30, 0, 0]);
+        assert_eq!(s.bottleneck, "registrar");
+        let s = run(2, &[3, 3, 3, 400, 2, 3], &[0, 0, 0, 1, 0, 0]);
+        assert_eq!(s.bottleneck, "load engine");
         // No ramp: the storm lasts until every device held a binding (1.5 s: seconds 0 and 1).
         let s = run(0, &[500, 200, 3, 3], &[0; 4]);
         assert_eq!(s.bottleneck_by_phase.get("ramp"), None);
