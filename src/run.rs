@@ -113,7 +113,7 @@ fn client_tls(
 fn drive(plan: Plan) -> Result<(crate::rt::load::Outcome, f64), Failure> {
     let live = Arc::new(Live::default());
     let duration = plan.profile.duration_s;
-    let start_ms = plan.start_us / 1000;
+    let devices = plan.profile.devices;
     let l = live.clone();
     let progress = std::thread::spawn(move || {
         let bar = indicatif::ProgressBar::new(duration);
@@ -125,7 +125,13 @@ fn drive(plan: Plan) -> Result<(crate::rt::load::Outcome, f64), Failure> {
         let (mut last_done, mut last_t) = (0u64, Instant::now());
         loop {
             std::thread::sleep(Duration::from_millis(500));
-            let elapsed = now_ms().saturating_sub(start_ms) / 1000;
+            let start_us = l.start_us.load(Ordering::Relaxed);
+            if start_us == 0 {
+                // Tokens are being signed and devices built: the schedule has not started.
+                bar.set_message(format!("signing {devices} tokens before the run"));
+                continue;
+            }
+            let elapsed = now_ms().saturating_sub(start_us / 1000) / 1000;
             let done = l.completed.load(Ordering::Relaxed);
             let rate = (done - last_done) as f64 / last_t.elapsed().as_secs_f64().max(1e-3);
             (last_done, last_t) = (done, Instant::now());
@@ -141,16 +147,18 @@ fn drive(plan: Plan) -> Result<(crate::rt::load::Outcome, f64), Failure> {
             }
         }
     });
-    let started = Instant::now();
     let outcome = crate::rt::load::run(plan, live).map_err(failed)?;
-    let wall = started.elapsed().as_secs_f64();
+    // From the schedule's start (not counting the tokens signed and devices built before).
+    let wall = now_us().saturating_sub(outcome.start_us) as f64 / 1e6;
     let _ = progress.join();
     Ok((outcome, wall))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn finish(
     p: &Profile,
     args: &RunArgs,
+    target: SocketAddr,
     outcome: &crate::rt::load::Outcome,
     wall_s: f64,
     started_s: u64,
@@ -158,6 +166,7 @@ fn finish(
     registrar: Option<RegistrarFigures>,
 ) -> Result<(), Failure> {
     let stats = &outcome.stats;
+    let bank = outcome.bank;
     let mut summary = Summary::new(
         p,
         stats,
@@ -165,13 +174,26 @@ fn finish(
         wall_s,
         LoadFigures {
             cpu_s: outcome.cpu_s,
-            mint_cpu_s: stats.mint_ns as f64 / 1e9,
+            mint_cpu_s: bank.cpu_s + stats.mint_ns as f64 / 1e9,
             lag_ms_max: stats.lag_ms_max,
+            run_cpu_s: outcome.run_cpu_s,
+            cpu_us_per_register: if stats.sent > 0 {
+                outcome.run_cpu_s * 1e6 / stats.sent as f64
+            } else {
+                0.0
+            },
+            tokens_before_run: bank.tokens,
+            tokens_before_run_cpu_s: bank.cpu_s,
+            tokens_before_run_wall_s: bank.wall_s,
+            tokens_before_run_bytes: bank.bytes,
+            tokens_in_run: stats.tokens_minted,
+            inline_mints: stats.inline_mints,
         },
         Machine::here(),
     );
     summary.token_cache = token_cache;
     summary.registrar = registrar;
+    summary.target = target.to_string();
     let dir = args.out.join(folder_name(&p.name, started_s));
     summary
         .write(&dir, stats, &args.command, started_s)
@@ -273,7 +295,6 @@ max_connections = {max_conns}
         reg_cores,
         load_cpus.len()
     );
-    let started_s = now_ms() / 1000;
     let cpu_before = process_cpu_s();
     let plan = Plan {
         profile: p.clone(),
@@ -284,6 +305,9 @@ max_connections = {max_conns}
         start_us: now_us() + 100_000,
     };
     let result = drive(plan);
+    let started_s = result
+        .as_ref()
+        .map_or(now_ms() / 1000, |(o, _)| o.start_us / 1_000_000);
     // Let every core publish its token counters (twice a second).
     std::thread::sleep(Duration::from_millis(600));
     let (hits, misses) = server.metrics().token_cache_totals();
@@ -293,6 +317,8 @@ max_connections = {max_conns}
     server.stop();
     let _ = std::fs::remove_dir_all(&dir);
     let (outcome, wall) = result?;
+    // The registrar's CPU during the run: the engine's, and the tokens signed before it on
+    // threads of this process, are not its own.
     let registrar = RegistrarFigures {
         rss_bytes: rss,
         bindings,
@@ -301,11 +327,12 @@ max_connections = {max_conns}
         } else {
             0.0
         },
-        cpu_s: (cpu_total - outcome.cpu_s).max(0.0),
+        cpu_s: (cpu_total - outcome.cpu_s - outcome.bank.cpu_s).max(0.0),
     };
     finish(
         &p,
         &args,
+        target,
         &outcome,
         wall,
         started_s,
@@ -387,7 +414,6 @@ pub fn load(args: RunArgs, t: LoadTarget) -> Result<(), Failure> {
     let signer = signer_factory(pem, name, t.kid.clone());
     signer().map_err(usage)?;
     let allowed = crate::rt::allowed_cpus();
-    let started_s = now_ms() / 1000;
     let plan = Plan {
         profile: p.clone(),
         target,
@@ -397,7 +423,8 @@ pub fn load(args: RunArgs, t: LoadTarget) -> Result<(), Failure> {
         start_us: now_us() + 100_000,
     };
     let (outcome, wall) = drive(plan)?;
-    finish(&p, &args, &outcome, wall, started_s, None, None)
+    let started_s = outcome.start_us / 1_000_000;
+    finish(&p, &args, target, &outcome, wall, started_s, None, None)
 }
 
 /// Resident memory of this process.

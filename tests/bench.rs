@@ -91,6 +91,49 @@ fn bench_ci_profile_end_to_end() {
     ] {
         assert!(!s[key].is_null(), "{key} missing");
     }
+    // The added surfaces (schema 1, fields only added).
+    assert_eq!(s["schema"], 1);
+    assert!(stdout.contains("| rejected (503)"), "{stdout}");
+    // Every device held a binding within the 1 s ramp and some milliseconds.
+    let all = s["time_to_all_registered_s"].as_f64().unwrap();
+    assert!((0.9..2.0).contains(&all), "{all}");
+    let lost = s["connections_lost"].as_object().unwrap();
+    for cause in ["peer_closed", "reset", "tls", "connect_failed", "timeout"] {
+        assert_eq!(lost[cause], 0, "{cause}");
+    }
+    assert_eq!(n(&s["late_sends"]), 0);
+    assert_eq!(n(&s["missed_sends"]), 0);
+    let phases = s["bottleneck_by_phase"].as_object().unwrap();
+    assert!(phases.contains_key("ramp") && phases.contains_key("steady"));
+    assert_eq!(s["bottleneck"], phases["steady"]);
+    // Tokens: one per device signed before the run, none in the send path.
+    let load = &s["load"];
+    assert_eq!(n(&load["tokens_before_run"]), devices);
+    assert_eq!(n(&load["inline_mints"]), 0);
+    assert!(load["cpu_us_per_register"].as_f64().unwrap() > 0.0);
+    assert!(
+        load["mint_cpu_s"].as_f64().unwrap() >= load["tokens_before_run_cpu_s"].as_f64().unwrap()
+    );
+    for row in timeline {
+        for key in ["status_503", "failures", "registered", "lag_ms"] {
+            assert!(row[key].is_u64(), "timeline {key}: {row}");
+        }
+    }
+    assert_eq!(n(&timeline.last().unwrap()["registered"]), devices);
+    assert!(timeline.iter().all(|r| n(&r["failures"]) == 0));
+    let svg = std::fs::read_to_string(dir.join("registered.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("binding"));
+    let svg = std::fs::read_to_string(dir.join("throughput.svg")).unwrap();
+    assert!(svg.contains("503") && svg.contains("ci -&gt; 127.0.0.1:"));
+    // Axis labels in engineering notation: "400", never "400.0".
+    let labels: Vec<&str> = svg
+        .split("</text>")
+        .filter_map(|t| t.rsplit('>').next())
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .collect();
+    assert!(labels.contains(&"0"), "{labels:?}");
+    assert!(!labels.iter().any(|l| l.ends_with(".0")), "{labels:?}");
     let _ = std::fs::remove_dir_all(&out);
 }
 

@@ -410,3 +410,41 @@ fn batching_slack_is_not_latency_but_lag_beyond_it_is() {
     };
     assert_eq!(latency_us, 32_000_000);
 }
+
+#[test]
+fn devices_turned_away_together_come_back_spread_over_a_fifth_of_retry_after() {
+    // A storm's 503s all say Retry-After: 35; a fleet does not return in one instant: each
+    // device waits 35 s plus a random 0 to 20 % (7 s).
+    let t = Timing {
+        retry_jitter_pct: 20,
+        ..timing()
+    };
+    let mut backs: Vec<u64> = (0..200)
+        .map(|seed| {
+            let mut d = D::new(t, 0, seed);
+            let at = register(&mut d, 0);
+            send(d.poll(at + 108_000));
+            d.answered(
+                at + 108_000,
+                &Answer {
+                    status: 503,
+                    retry_after_s: Some(35),
+                    ..Answer::default()
+                },
+            )
+            .unwrap();
+            match d.poll(at + 108_000) {
+                Want::Wait { at: back } => back - (at + 108_000),
+                other => panic!("{other:?}"),
+            }
+        })
+        .collect();
+    assert!(
+        backs.iter().all(|w| (35_000..=42_000).contains(w)),
+        "{backs:?}"
+    );
+    backs.sort_unstable();
+    assert!(backs[0] < 36_000 && backs[199] > 41_000, "{backs:?}");
+    backs.dedup();
+    assert!(backs.len() > 150, "{} distinct", backs.len());
+}

@@ -48,6 +48,19 @@ fn shipped_profiles_model_what_the_issue_asks() {
     assert!(churn.token_ttl_s < churn.duration_s / 2);
     let ci = Profile::find("ci").unwrap();
     assert!(ci.duration_s <= 10 && ci.devices <= 1000);
+    let storm = Profile::find("mra-storm").unwrap();
+    assert_eq!((storm.devices, storm.connections), (1_000_000, 100));
+    assert_eq!(storm.mode, Mode::Mra);
+    assert!(!storm.challenge_first, "fresh tokens in the first REGISTER");
+    assert_eq!((storm.ramp_s, storm.duration_s), (30, 60));
+    assert_eq!((storm.reregister_s, storm.token_ttl_s), (120, 3600));
+    assert_eq!(storm.body, Body::Cisco);
+    let stall = Profile::find("stall").unwrap();
+    assert_eq!(
+        (stall.rate, stall.duration_s, stall.devices),
+        (2000.0, 20, 1000)
+    );
+    assert_eq!(stall.mode, Mode::Oauth);
     let steady = Profile::find("steady").unwrap();
     assert_eq!((steady.reregister_s, steady.token_ttl_s), (120, 3600));
     assert_eq!(steady.body, Body::Cisco);

@@ -143,14 +143,37 @@ impl Signer {
 
     /// Signs `claims`, returning the compact JWS.
     pub fn mint(&self, claims: &TokenClaims<'_>) -> String {
-        let payload = serde_json::to_vec(claims).unwrap_or_default();
-        let mut token = String::with_capacity(self.header_b64.len() + payload.len() * 4 / 3 + 360);
-        token.push_str(&self.header_b64);
-        B64URL.encode_string(&payload, &mut token);
+        let mut token = String::with_capacity(self.header_b64.len() + 512);
+        self.signing_input(claims, &mut token);
         let sig = self.sign(token.as_bytes());
         token.push('.');
         B64URL.encode_string(&sig, &mut token);
         token
+    }
+
+    /// Appends the JWS signing input of `claims` to `out`: `BASE64URL(header).BASE64URL(claims)`,
+    /// the same bytes for the same claims every time (the load engine keeps only signatures
+    /// and rebuilds the rest when it writes a REGISTER).
+    pub fn signing_input(&self, claims: &TokenClaims<'_>, out: &mut String) {
+        let payload = serde_json::to_vec(claims).unwrap_or_default();
+        out.push_str(&self.header_b64);
+        B64URL.encode_string(&payload, out);
+    }
+
+    /// Appends the compact JWS of `claims` signed with `signature` (made by [`Signer::sign`]
+    /// over [`Signer::signing_input`] of the same claims) to `out`.
+    pub fn write_token(&self, claims: &TokenClaims<'_>, signature: &[u8], out: &mut String) {
+        self.signing_input(claims, out);
+        out.push('.');
+        B64URL.encode_string(signature, out);
+    }
+
+    /// Octets of one signature: 64 for EdDSA and ES256, the modulus length for RS256.
+    pub fn signature_len(&self) -> usize {
+        match &self.pair {
+            Pair::Ed25519(_) | Pair::Es256(_) => 64,
+            Pair::Rs256(k) => k.public().modulus_len(),
+        }
     }
 
     /// Signs arbitrary bytes with this key's algorithm.

@@ -7,8 +7,9 @@
 //! the same with `Proxy-Authorization: Bearer token="..."`, 200 OK; then a re-REGISTER after
 //! `min(reregister, 0.9 x granted Expires)`, a fresh token once the held one has lived 75 % of
 //! its lifetime (a token the registrar has never seen: the refresh churn), a fresh token and
-//! an immediate retry after `407 invalid_token`, a wait of Retry-After after a 403 or 503 that
-//! carries one (as Jabber does after the port-mismatch 403), parking after a 403 without it,
+//! an immediate retry after `407 invalid_token`, a wait of Retry-After (stretched by a random
+//! 0 to `retry_jitter_pct` %) after a 403 or 503 that carries one (as Jabber does after the
+//! port-mismatch 403), parking after a 403 without it,
 //! and reconnection with a jittered exponential backoff when the connection is lost.
 //!
 //! Latency is measured from the intended send time, not from when the engine got round to
@@ -34,6 +35,10 @@ pub struct Timing {
     /// from when it was sent; one sent later (the engine lagging) from its intended time plus
     /// this, so a stall still shows in the tail. 0: always from the intended time.
     pub send_slack_us: u64,
+    /// A wait of Retry-After is stretched by a random 0 to this many percent, so that the
+    /// devices a 503 turned away together do not all come back in the same instant (a
+    /// fleet's clients are not synchronised). 0: exactly Retry-After.
+    pub retry_jitter_pct: u64,
 }
 
 impl Default for Timing {
@@ -47,6 +52,7 @@ impl Default for Timing {
             backoff_min_ms: 1_000,
             backoff_max_ms: 60_000,
             send_slack_us: 0,
+            retry_jitter_pct: 0,
         }
     }
 }
@@ -330,7 +336,16 @@ impl Device {
                 let granted_us = a.expires_s.map_or(u64::MAX, |e| u64::from(e) * 900_000);
                 self.next_us = now_us + self.timing.reregister_ms.min(granted_us);
             }
-            (403 | 503, Some(s)) => self.next_us = now_us + u64::from(s) * 1_000_000,
+            (403 | 503, Some(s)) => {
+                let wait = u64::from(s) * 1_000_000;
+                let spread = wait * self.timing.retry_jitter_pct / 100;
+                let jitter = if spread > 0 {
+                    self.next_random() % (spread + 1)
+                } else {
+                    0
+                };
+                self.next_us = now_us + wait + jitter;
+            }
             (403, None) => self.state = State::Parked,
             // Anything else (423, 500, a 503 without Retry-After, ...): try again on the
             // normal schedule, never faster than once a second.

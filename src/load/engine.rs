@@ -7,11 +7,12 @@ use super::device::{Answer, Device, Want};
 use super::jabber::{cisco_body, Register};
 use super::profile::{Body, Profile};
 use super::schedule::{branch, start_us, Identity, OpenLoop, Turn};
-use crate::auth::{Signer, TokenClaims};
+use super::tokens::{device_claims, Minted, Signature, TokenBank};
+use crate::auth::Signer;
 use crate::sip::{self, Frame, Framer, HeaderName, StartLine, EMPTY_HEADER};
 use hdrhistogram::Histogram;
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::io::{Read, Write};
 use std::sync::Arc;
 
@@ -40,6 +41,79 @@ impl Transport {
     }
 }
 
+/// Why a connection was lost (or never made): `connections_lost` in the results.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LinkLoss {
+    /// The registrar closed it (FIN, or a TLS close_notify).
+    PeerClosed,
+    /// A TCP reset (or a broken pipe).
+    Reset,
+    /// A TLS failure: handshake refused, bad record, alert.
+    Tls,
+    /// The connect itself failed (refused, unreachable, no socket).
+    ConnectFailed,
+    /// The kernel gave up on it (`ETIMEDOUT`).
+    Timeout,
+    /// The registrar sent bytes that cannot be framed as SIP.
+    Protocol,
+    /// Anything else the socket reported.
+    Other,
+}
+
+impl LinkLoss {
+    /// Every cause, in the order of [`Stats::connections_lost`].
+    pub const ALL: [LinkLoss; 7] = [
+        LinkLoss::PeerClosed,
+        LinkLoss::Reset,
+        LinkLoss::Tls,
+        LinkLoss::ConnectFailed,
+        LinkLoss::Timeout,
+        LinkLoss::Protocol,
+        LinkLoss::Other,
+    ];
+
+    /// The key in summary.json.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkLoss::PeerClosed => "peer_closed",
+            LinkLoss::Reset => "reset",
+            LinkLoss::Tls => "tls",
+            LinkLoss::ConnectFailed => "connect_failed",
+            LinkLoss::Timeout => "timeout",
+            LinkLoss::Protocol => "protocol",
+            LinkLoss::Other => "other",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// A connection that must be closed, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkError {
+    pub loss: LinkLoss,
+    pub message: String,
+}
+
+impl LinkError {
+    pub fn new(loss: LinkLoss, message: impl Into<String>) -> Self {
+        LinkError {
+            loss,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for LinkError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.message, self.loss.as_str())
+    }
+}
+
+impl std::error::Error for LinkError {}
+
 /// RFC 3261 T1 and T2 (µs).
 const T1_US: u64 = 500_000;
 const T2_US: u64 = 4_000_000;
@@ -57,11 +131,28 @@ pub struct Stats {
     pub errors: u64,
     pub timeouts: u64,
     pub tls_handshakes: u64,
+    /// Tokens signed during the run (renewals ahead of need, and any signed in the send path).
     pub tokens_minted: u64,
-    /// Thread CPU spent minting tokens (ns, measured around each signature).
+    /// Of those, signed in the send path because none was ready (no bank, a refused token,
+    /// a renewal not minted ahead in time): each one delays the REGISTERs behind it.
+    pub inline_mints: u64,
+    /// Thread CPU spent minting tokens during the run (ns, measured around each signature).
     pub mint_ns: u64,
-    /// Open-loop turns that found no idle device.
+    /// Open-loop turns never sent: still waiting for an idle device when the run ended.
     pub missed_turns: u64,
+    /// Open-loop turns that found no idle device when due, waited for the first one to free
+    /// and went late (their latency counts from their intended time, the wait included).
+    pub late_sends: u64,
+    /// Connections lost or never made, by cause (indexed as [`LinkLoss::ALL`]).
+    pub connections_lost: [u64; LinkLoss::ALL.len()],
+    /// Devices of this engine.
+    pub devices: u64,
+    /// Devices holding a binding now (a 200 to a REGISTER with expires > 0, its connection
+    /// not lost since).
+    pub registered: u64,
+    /// Spans (µs from the run's start, end exclusive; `u64::MAX`: still) during which every
+    /// device held a binding.
+    pub all_registered: Vec<(u64, u64)>,
     /// UDP retransmissions (timer E).
     pub retransmissions: u64,
     /// Per second of the run: REGISTERs sent, answers, and their latencies.
@@ -76,6 +167,35 @@ pub struct Second {
     pub offered: u64,
     pub completed: u64,
     pub latency: Histogram<u64>,
+    /// 503 answers (the registrar shedding load), also in `completed`.
+    pub rejected: u64,
+    /// REGISTERs lost with their connection, connections that failed, and timeouts.
+    pub failures: u64,
+    /// Change in devices holding a binding over the second.
+    pub registered_delta: i64,
+    /// The largest delay between something falling due and the engine getting to it (ms).
+    pub lag_ms: u64,
+}
+
+impl Default for Second {
+    fn default() -> Self {
+        Second::new()
+    }
+}
+
+impl Second {
+    /// An empty second.
+    pub fn new() -> Self {
+        Second {
+            offered: 0,
+            completed: 0,
+            latency: histogram(),
+            rejected: 0,
+            failures: 0,
+            registered_delta: 0,
+            lag_ms: 0,
+        }
+    }
 }
 
 fn histogram() -> Histogram<u64> {
@@ -92,8 +212,14 @@ impl Default for Stats {
             timeouts: 0,
             tls_handshakes: 0,
             tokens_minted: 0,
+            inline_mints: 0,
             mint_ns: 0,
             missed_turns: 0,
+            late_sends: 0,
+            connections_lost: [0; LinkLoss::ALL.len()],
+            devices: 0,
+            registered: 0,
+            all_registered: Vec::new(),
             retransmissions: 0,
             timeline: Vec::new(),
             lag_ms_max: 0,
@@ -105,13 +231,51 @@ impl Stats {
     fn second(&mut self, run_start_us: u64, now_us: u64) -> &mut Second {
         let i = (now_us.saturating_sub(run_start_us) / 1_000_000) as usize;
         while self.timeline.len() <= i {
-            self.timeline.push(Second {
-                offered: 0,
-                completed: 0,
-                latency: histogram(),
-            });
+            self.timeline.push(Second::new());
         }
         &mut self.timeline[i]
+    }
+
+    /// A transport failure or timeout at `now_us`.
+    fn failed(&mut self, run_start_us: u64, now_us: u64) {
+        self.second(run_start_us, now_us).failures += 1;
+    }
+
+    /// A device gained (`true`) or lost its binding at `now_us`.
+    fn bound(&mut self, run_start_us: u64, now_us: u64, gained: bool) {
+        let was_full = self.devices > 0 && self.registered == self.devices;
+        if gained {
+            self.registered += 1;
+        } else {
+            self.registered = self.registered.saturating_sub(1);
+        }
+        self.second(run_start_us, now_us).registered_delta += if gained { 1 } else { -1 };
+        let t = now_us.saturating_sub(run_start_us);
+        let full = self.registered == self.devices;
+        if full && !was_full {
+            self.all_registered.push((t, u64::MAX));
+        } else if was_full && !full {
+            if let Some(last) = self.all_registered.last_mut() {
+                last.1 = t;
+            }
+        }
+    }
+
+    /// Devices holding a binding at the end of each second of the timeline.
+    pub fn registered_by_second(&self) -> Vec<u64> {
+        let mut n = 0i64;
+        self.timeline
+            .iter()
+            .map(|s| {
+                n += s.registered_delta;
+                n.max(0) as u64
+            })
+            .collect()
+    }
+
+    /// The first instant (µs from the run's start) at which every device held a binding.
+    pub fn all_registered_at_us(&self) -> Option<u64> {
+        self.all_registered.first().map(|s| s.0)
     }
 
     fn completed(&mut self, run_start_us: u64, now_us: u64, status: u16, latency_us: u64) {
@@ -120,11 +284,38 @@ impl Stats {
         *self.responses.entry(status).or_default() += 1;
         let s = self.second(run_start_us, now_us);
         s.completed += 1;
+        if status == 503 {
+            s.rejected += 1;
+        }
         s.latency.saturating_record(us);
     }
 
     /// Adds another core's statistics.
     pub fn merge(&mut self, o: &Stats) {
+        // Every device held a binding when every engine's did: the spans intersect (an engine
+        // without devices, as the empty accumulator, takes the other's spans).
+        if self.devices == 0 {
+            self.all_registered = o.all_registered.clone();
+        } else if o.devices > 0 {
+            let mut both = Vec::new();
+            for &(a0, a1) in &self.all_registered {
+                for &(b0, b1) in &o.all_registered {
+                    let (from, to) = (a0.max(b0), a1.min(b1));
+                    if from < to {
+                        both.push((from, to));
+                    }
+                }
+            }
+            both.sort_unstable();
+            self.all_registered = both;
+        }
+        self.devices += o.devices;
+        self.registered += o.registered;
+        self.inline_mints += o.inline_mints;
+        self.late_sends += o.late_sends;
+        for (a, b) in self.connections_lost.iter_mut().zip(o.connections_lost) {
+            *a += b;
+        }
         let _ = self.latency.add(&o.latency);
         for (k, v) in &o.responses {
             *self.responses.entry(*k).or_default() += v;
@@ -140,15 +331,15 @@ impl Stats {
         self.lag_ms_max = self.lag_ms_max.max(o.lag_ms_max);
         for (i, s) in o.timeline.iter().enumerate() {
             if self.timeline.len() <= i {
-                self.timeline.push(Second {
-                    offered: 0,
-                    completed: 0,
-                    latency: histogram(),
-                });
+                self.timeline.push(Second::new());
             }
             let t = &mut self.timeline[i];
             t.offered += s.offered;
             t.completed += s.completed;
+            t.rejected += s.rejected;
+            t.failures += s.failures;
+            t.registered_delta += s.registered_delta;
+            t.lag_ms = t.lag_ms.max(s.lag_ms);
             let _ = t.latency.add(&s.latency);
         }
     }
@@ -178,7 +369,7 @@ struct Link {
     /// Bytes for the socket.
     wire: Vec<u8>,
     /// Datagrams for the socket (UDP), in order.
-    datagrams: std::collections::VecDeque<Vec<u8>>,
+    datagrams: VecDeque<Vec<u8>>,
     /// The devices on this connection (indices into `devices`).
     devices: Vec<usize>,
     /// The Via/Contact address (the socket's local address once connected).
@@ -191,15 +382,25 @@ struct Dev {
     device: Device,
     id: Identity,
     link: usize,
-    token: Option<String>,
-    /// The global device number (for the branch).
+    /// The token the device holds.
+    token: Option<Minted>,
+    /// The global device number (for the branch, and its token in the bank).
     number: u64,
+    /// The device has taken its token from the bank (a second one must be signed).
+    bank_taken: bool,
+    /// It holds a binding (see [`Stats::registered`]).
+    bound: bool,
     /// When this device is queued in `due` (u64::MAX: not queued).
     queued_at: u64,
     /// UDP: the REGISTER in flight, kept for retransmissions.
     last: Option<Vec<u8>>,
-    /// A token minted ahead of need (and when), taken when the device asks for a fresh one.
-    next_token: Option<(String, u64)>,
+    /// A token minted ahead of need, taken when the device asks for a fresh one.
+    next_token: Option<Minted>,
+}
+
+/// Whether device `d` can take an open-loop turn now.
+fn idle(d: &Dev, links: &[Link]) -> bool {
+    links[d.link].state == LinkState::Up && !d.device.in_flight() && !d.device.is_parked()
 }
 
 /// One core's engine.
@@ -207,7 +408,14 @@ pub struct Engine {
     profile: Profile,
     transport: Transport,
     signer: Signer,
+    /// The first token of every device, signed before the run (shared by the cores).
+    bank: Option<Arc<TokenBank>>,
+    /// A token's text, rebuilt for the REGISTER being written.
+    token_text: String,
     run_start_us: u64,
+    /// This engine's open-loop share of the rate (REGISTER/s).
+    rate_per_s: f64,
+    send_slack_us: u64,
     devices: Vec<Dev>,
     links: Vec<Link>,
     by_call_id: HashMap<String, usize>,
@@ -215,6 +423,14 @@ pub struct Engine {
     /// UDP retransmissions: (when, device, CSeq, interval).
     retransmit: BinaryHeap<Reverse<(u64, usize, u32, u64)>>,
     open_loop: Option<OpenLoop>,
+    /// Open-loop turns that fell due with no idle device, oldest first (their intended
+    /// times): each goes to the first device that frees.
+    waiting: VecDeque<u64>,
+    /// A device may have become idle since the last look (saves a scan of every device per
+    /// tick while all are busy).
+    idle_hint: bool,
+    /// `unregister_all` ran: a 200 now removes a binding.
+    unregistering: bool,
     /// Where `mint_ahead` goes on from.
     mint_cursor: usize,
     /// When `mint_ahead` next has anything to look at.
@@ -284,7 +500,11 @@ impl Engine {
             profile: profile.clone(),
             transport,
             signer,
+            bank: None,
+            token_text: String::with_capacity(1024),
             run_start_us,
+            rate_per_s: 0.0,
+            send_slack_us: 0,
             devices: Vec::with_capacity(count as usize),
             links: (0..links_n)
                 .map(|_| Link {
@@ -295,7 +515,7 @@ impl Engine {
                     inbuf: Vec::new(),
                     plain: Vec::new(),
                     wire: Vec::new(),
-                    datagrams: std::collections::VecDeque::new(),
+                    datagrams: VecDeque::new(),
                     devices: Vec::new(),
                     local: "127.0.0.1:5062".to_string(),
                     flagged: false,
@@ -307,14 +527,20 @@ impl Engine {
             mint_cursor: 0,
             next_mint_scan: 0,
             finished: false,
-            open_loop: (profile.rate > 0.0).then(|| OpenLoop::new(run_start_us, 0.0)),
+            open_loop: None,
+            waiting: VecDeque::new(),
+            idle_hint: true,
+            unregistering: false,
             ready: Vec::new(),
             connect: Vec::new(),
             body: match profile.body {
                 Body::Cisco => cisco_body(),
                 Body::None => Vec::new(),
             },
-            stats: Stats::default(),
+            stats: Stats {
+                devices: count,
+                ..Stats::default()
+            },
         };
         let timing = profile.timing();
         for k in 0..count {
@@ -322,26 +548,56 @@ impl Engine {
             let i = k as usize;
             let link = i / per_link;
             let id = Identity::new(profile.user_start, number, profile.seed);
-            let start = start_us(run_start_us, profile.ramp_s, profile.devices, number);
             engine.by_call_id.insert(id.call_id.clone(), i);
             engine.links[link].devices.push(i);
             engine.devices.push(Dev {
-                device: Device::new(timing, start, profile.seed ^ number.wrapping_mul(0x9e37)),
+                device: Device::new(timing, run_start_us, 0),
                 id,
                 link,
                 token: None,
                 number,
+                bank_taken: false,
+                bound: false,
                 queued_at: u64::MAX,
                 last: None,
                 next_token: None,
             });
-            engine.queue(i, start);
         }
+        engine.start(run_start_us);
         engine
+    }
+
+    /// (Re)places the schedule at `run_start_us`: each device starts at its place in the
+    /// ramp from there. The runtime builds its engines first (a million identities take a
+    /// while) and fixes the start once every core is ready, so building is not lag.
+    pub fn start(&mut self, run_start_us: u64) {
+        self.run_start_us = run_start_us;
+        let timing = self.profile.timing();
+        self.due.clear();
+        for i in 0..self.devices.len() {
+            let d = &mut self.devices[i];
+            let number = d.number;
+            let start = start_us(
+                run_start_us,
+                self.profile.ramp_s,
+                self.profile.devices,
+                number,
+            );
+            d.device = Device::new(
+                timing,
+                start,
+                self.profile.seed ^ number.wrapping_mul(0x9e37),
+            );
+            d.device.set_send_slack(self.send_slack_us);
+            d.queued_at = u64::MAX;
+            self.queue(i, start);
+        }
+        self.set_rate(self.rate_per_s);
     }
 
     /// Sets this core's open-loop rate (its share of the profile's `rate`).
     pub fn set_rate(&mut self, rate_per_s: f64) {
+        self.rate_per_s = rate_per_s;
         if self.profile.rate > 0.0 {
             self.open_loop = Some(OpenLoop::new(self.run_start_us, rate_per_s));
         }
@@ -350,9 +606,16 @@ impl Engine {
     /// The runtime sends in ticks of up to `us`: lateness within it is not latency (see
     /// [`crate::load::device::Timing::send_slack_us`]).
     pub fn set_send_slack(&mut self, us: u64) {
+        self.send_slack_us = us;
         for d in &mut self.devices {
             d.device.set_send_slack(us);
         }
+    }
+
+    /// The first tokens, signed before the run: a device takes its own from `bank` instead
+    /// of signing one when it first needs one.
+    pub fn set_bank(&mut self, bank: Arc<TokenBank>) {
+        self.bank = Some(bank);
     }
 
     pub fn stats(&self) -> &Stats {
@@ -425,33 +688,66 @@ impl Engine {
                 continue; // superseded by an earlier entry
             }
             self.devices[i].queued_at = u64::MAX;
-            self.stats.lag_ms_max = self.stats.lag_ms_max.max((now_us - at) / 1000);
+            self.lagged(now_us, at);
             self.poll_device(i, now_us, None);
         }
         if let Some(mut ol) = self.open_loop.take() {
-            let n = self.devices.len();
-            while let Some(turn) = {
-                let devices = &self.devices;
-                let links = &self.links;
-                ol.next(now_us, n, |i| {
-                    let d = &devices[i];
-                    links[d.link].state == LinkState::Up
-                        && !d.device.in_flight()
-                        && !d.device.is_parked()
-                })
-            } {
-                match turn {
-                    Turn::Send { index, intended_us } => {
-                        self.poll_device(index, now_us, Some(intended_us));
-                    }
-                    Turn::Missed { .. } => {
-                        // Offered and not sent: it shows as offered minus completed.
-                        self.stats.missed_turns += 1;
-                        self.stats.second(self.run_start_us, now_us).offered += 1;
-                    }
+            self.open_loop_turns(&mut ol, now_us);
+            self.open_loop = Some(ol);
+        }
+    }
+
+    /// Something due at `at` is handled at `now_us`: the engine's lag.
+    fn lagged(&mut self, now_us: u64, at: u64) {
+        let ms = now_us.saturating_sub(at) / 1000;
+        self.stats.lag_ms_max = self.stats.lag_ms_max.max(ms);
+        let s = self.stats.second(self.run_start_us, now_us);
+        s.lag_ms = s.lag_ms.max(ms);
+    }
+
+    /// Open loop: the turns due at `now_us`. A turn that finds no idle device is not lost: it
+    /// waits, in order, for the first device to free and is sent then, its latency counted
+    /// from its intended time (as wrk2 does), so a stalled registrar shows in the tail
+    /// instead of thinning the offered load (coordinated omission).
+    fn open_loop_turns(&mut self, ol: &mut OpenLoop, now_us: u64) {
+        let n = self.devices.len();
+        loop {
+            if !self.waiting.is_empty() {
+                // Turns falling due now queue behind those already waiting.
+                while let Some(at) = ol.take_due(now_us) {
+                    self.waiting.push_back(at);
+                }
+                if !self.idle_hint {
+                    return;
+                }
+                let picked = {
+                    let (devices, links) = (&self.devices, &self.links);
+                    ol.pick(n, |i| idle(&devices[i], links))
+                };
+                let Some(i) = picked else {
+                    self.idle_hint = false;
+                    return;
+                };
+                let intended_us = self.waiting.pop_front().unwrap_or(now_us);
+                self.stats.late_sends += 1;
+                self.poll_device(i, now_us, Some(intended_us));
+                continue;
+            }
+            let turn = {
+                let (devices, links) = (&self.devices, &self.links);
+                ol.next(now_us, n, |i| idle(&devices[i], links))
+            };
+            match turn {
+                None => return,
+                Some(Turn::Send { index, intended_us }) => {
+                    self.lagged(now_us, intended_us);
+                    self.poll_device(index, now_us, Some(intended_us));
+                }
+                Some(Turn::Missed { intended_us }) => {
+                    self.waiting.push_back(intended_us);
+                    self.idle_hint = false;
                 }
             }
-            self.open_loop = Some(ol);
         }
     }
 
@@ -490,7 +786,11 @@ impl Engine {
                     }
                 }
                 Want::Token => self.mint(i, now_us),
-                Want::TimedOut { .. } => self.stats.timeouts += 1,
+                Want::TimedOut { .. } => {
+                    self.stats.timeouts += 1;
+                    self.stats.failed(self.run_start_us, now_us);
+                    self.idle_hint = true;
+                }
                 Want::Send(req) => {
                     self.send(i, req.cseq, req.with_token, now_us);
                     // Checked again at its Timer F, should no answer come.
@@ -503,33 +803,86 @@ impl Engine {
     }
 
     /// Signs a token for device `i` (its CPU counted apart).
-    fn sign(&mut self, i: usize, now_us: u64) -> String {
+    fn sign(&mut self, i: usize, now_us: u64) -> Minted {
         let started = std::time::Instant::now();
-        let now_s = now_us / 1_000_000;
         let d = &self.devices[i];
-        let token = self.signer.mint(&TokenClaims {
-            sub: &d.id.user,
-            exp: now_s + self.profile.token_ttl_s,
-            iat: now_s,
-            dev: Some(&d.id.device),
-            ..TokenClaims::default()
-        });
+        let mut input = std::mem::take(&mut self.token_text);
+        input.clear();
+        let claims = device_claims(
+            &d.id.user,
+            &d.id.device,
+            now_us / 1_000_000,
+            self.profile.token_ttl_s,
+        );
+        self.signer.signing_input(&claims, &mut input);
+        let sig = self.signer.sign(input.as_bytes()).into_boxed_slice();
+        self.token_text = input;
         self.stats.mint_ns += started.elapsed().as_nanos() as u64;
         self.stats.tokens_minted += 1;
-        token
+        Minted {
+            at_us: now_us,
+            sig: Signature::Own(sig),
+        }
     }
 
-    /// The device wants a fresh token: one minted ahead if there is one, else signed now.
+    /// The device wants a fresh token: one minted ahead if there is one, else its token from
+    /// the bank if it has not used it and it is still fresh, else one signed now (in the
+    /// send path: counted as `inline_mints`).
     fn mint(&mut self, i: usize, now_us: u64) {
-        // A token minted ahead counts its age from its signing: the device renews it at 75 %
-        // of its real life.
-        let (token, at) = match self.devices[i].next_token.take() {
-            Some(t) => t,
-            None => (self.sign(i, now_us), now_us),
+        // A token counts its age from its signing: the device renews it at 75 % of its real
+        // life.
+        let refresh_after = self.profile.token_ttl_s * 750_000;
+        let d = &mut self.devices[i];
+        let banked = match &self.bank {
+            Some(b)
+                if !d.bank_taken
+                    && b.signature(d.number).is_some()
+                    && now_us.saturating_sub(b.signed_at_us()) < refresh_after =>
+            {
+                Some(b.signed_at_us())
+            }
+            _ => None,
+        };
+        let token = match (d.next_token.take(), banked) {
+            (Some(t), _) => t,
+            (None, Some(at_us)) => {
+                d.bank_taken = true;
+                Minted {
+                    at_us,
+                    sig: Signature::Bank,
+                }
+            }
+            (None, None) => {
+                self.stats.inline_mints += 1;
+                self.sign(i, now_us)
+            }
         };
         let d = &mut self.devices[i];
+        d.device.token_minted(token.at_us);
         d.token = Some(token);
-        d.device.token_minted(at);
+    }
+
+    /// Writes device `i`'s token (compact JWS) into `out`: its claims rebuilt, its signature
+    /// from the bank or its own.
+    fn token_text(&self, i: usize, out: &mut String) -> bool {
+        let d = &self.devices[i];
+        let Some(t) = &d.token else { return false };
+        let sig = match &t.sig {
+            Signature::Own(s) => &s[..],
+            Signature::Bank => match self.bank.as_ref().and_then(|b| b.signature(d.number)) {
+                Some(s) => s,
+                None => return false,
+            },
+        };
+        let claims = device_claims(
+            &d.id.user,
+            &d.id.device,
+            t.at_us / 1_000_000,
+            self.profile.token_ttl_s,
+        );
+        out.clear();
+        self.signer.write_token(&claims, sig, out);
+        true
     }
 
     /// Mints, within `budget_us` of CPU, the tokens devices will want soon (held tokens past
@@ -564,7 +917,7 @@ impl Engine {
             let due = minted + soon;
             if now_us >= due {
                 let t = self.sign(i, now_us);
-                self.devices[i].next_token = Some((t, now_us));
+                self.devices[i].next_token = Some(t);
             } else {
                 earliest = earliest.min(due);
             }
@@ -574,15 +927,32 @@ impl Engine {
         self.next_mint_scan = earliest.min(now_us + 1_000_000);
     }
 
-    /// The run is over: answers still arriving are taken, but no device sends again.
+    /// The run is over: answers still arriving are taken, but no device sends again. Open-loop
+    /// turns intended before the run's end and never sent (waiting for a device, or not yet
+    /// handed out) are counted as missed, offered in the second they were intended for.
     pub fn finish(&mut self) {
+        if self.finished {
+            return;
+        }
         self.finished = true;
+        let end = self.run_start_us + self.profile.duration_s * 1_000_000;
+        let mut missed: Vec<u64> = self.waiting.drain(..).collect();
+        if let Some(ol) = self.open_loop.as_mut() {
+            while let Some(at) = ol.take_due(end.saturating_sub(1)) {
+                missed.push(at);
+            }
+        }
+        for at in missed {
+            self.stats.missed_turns += 1;
+            self.stats.second(self.run_start_us, at).offered += 1;
+        }
     }
 
     /// The run is over: every registered device that is idle sends `Expires: 0`
     /// (`unregister_at_end`); returns how many went.
     pub fn unregister_all(&mut self, now_us: u64) -> usize {
-        self.finished = true;
+        self.finish();
+        self.unregistering = true;
         let mut sent = 0;
         for i in 0..self.devices.len() {
             let d = &self.devices[i];
@@ -612,6 +982,8 @@ impl Engine {
     }
 
     fn write_register(&mut self, i: usize, cseq: u32, with_token: bool, expires: u32, now_us: u64) {
+        let mut token = std::mem::take(&mut self.token_text);
+        let has_token = with_token && self.token_text(i, &mut token);
         let d = &self.devices[i];
         let l = d.link;
         let b = branch(self.profile.seed, d.number, cseq);
@@ -635,7 +1007,7 @@ impl Engine {
             instance: &d.id.instance,
             device: &d.id.device,
             expires,
-            token: if with_token { d.token.as_deref() } else { None },
+            token: has_token.then_some(token.as_str()),
             date: "Mon, 30 Mar 2020 11:03:19 GMT",
             body: self.profile.body == Body::Cisco,
         };
@@ -646,6 +1018,7 @@ impl Engine {
             let mut bytes = Vec::with_capacity(4096);
             register.write(&mut bytes, &self.body);
             link.datagrams.push_back(bytes.clone());
+            self.token_text = token;
             self.devices[i].last = Some(bytes);
             self.retransmit
                 .push(Reverse((now_us + T1_US, i, cseq, T1_US)));
@@ -654,6 +1027,7 @@ impl Engine {
         }
         // Streams: written straight into the link's pending plaintext.
         register.write(&mut link.plain, &self.body);
+        self.token_text = token;
         self.pump_out(l);
     }
 
@@ -694,7 +1068,7 @@ impl Engine {
     }
 
     /// Link `l` is connected (`local`: the socket's local address, for Via and Contact).
-    pub fn link_up(&mut self, l: usize, local: &str, now_us: u64) -> Result<(), String> {
+    pub fn link_up(&mut self, l: usize, local: &str, now_us: u64) -> Result<(), LinkError> {
         let link = &mut self.links[l];
         link.local = local.to_string();
         link.framer = Framer::new(sip::Limits::default());
@@ -708,12 +1082,13 @@ impl Engine {
         } = &self.transport
         {
             let mut c = rustls::ClientConnection::new(config.clone(), server_name.clone())
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| LinkError::new(LinkLoss::Tls, e.to_string()))?;
             c.set_buffer_limit(None);
             link.tls = Some(Box::new(c));
             link.handshaking = true;
         }
         link.state = LinkState::Up;
+        self.idle_hint = true;
         let devices = self.links[l].devices.clone();
         for i in devices {
             self.devices[i].device.connected(now_us);
@@ -723,24 +1098,44 @@ impl Engine {
         Ok(())
     }
 
-    /// Link `l` could not be opened: counted as an error, then as [`Engine::link_down`].
+    /// Link `l` could not be opened (`connect_failed`): counted as an error, then as
+    /// [`Engine::link_down`].
     pub fn link_failed(&mut self, l: usize, now_us: u64) {
         self.stats.errors += 1;
-        self.link_down(l, now_us);
+        self.stats.failed(self.run_start_us, now_us);
+        self.link_lost(l, LinkLoss::ConnectFailed, now_us);
     }
 
-    /// Link `l` failed to connect or was lost: its devices lose what was in flight and back
-    /// off before reconnecting.
+    /// Link `l` was lost (the registrar closed it): see [`Engine::link_lost`].
     pub fn link_down(&mut self, l: usize, now_us: u64) {
+        self.link_lost(l, LinkLoss::PeerClosed, now_us);
+    }
+
+    /// Link `l` failed to connect or was lost for `why`: every device on it goes with it (an
+    /// MRA connection carries thousands), loses what was in flight and its binding (the
+    /// registrar drops the bindings learnt on a connection that closes), and backs off,
+    /// jittered and growing, before the link is opened again; they register again when it
+    /// is back.
+    pub fn link_lost(&mut self, l: usize, why: LinkLoss, now_us: u64) {
         let link = &mut self.links[l];
+        let was_open = link.state != LinkState::Idle;
         link.state = LinkState::Idle;
         link.tls = None;
         link.handshaking = false;
+        if was_open || why == LinkLoss::ConnectFailed {
+            self.stats.connections_lost[why.index()] += 1;
+        }
         let devices = self.links[l].devices.clone();
+        let datagram = self.transport.is_datagram();
         for i in devices {
             if self.devices[i].device.disconnected(now_us).is_some() {
                 // A REGISTER lost with its connection: a transport failure.
                 self.stats.errors += 1;
+                self.stats.failed(self.run_start_us, now_us);
+            }
+            if self.devices[i].bound && !datagram {
+                self.devices[i].bound = false;
+                self.stats.bound(self.run_start_us, now_us, false);
             }
             let at = self.devices[i].device.next_due();
             self.queue(i, at);
@@ -794,7 +1189,7 @@ impl Engine {
     }
 
     /// Bytes from link `l`'s socket; an error means the link must be closed.
-    pub fn receive(&mut self, l: usize, bytes: &[u8], now_us: u64) -> Result<(), String> {
+    pub fn receive(&mut self, l: usize, bytes: &[u8], now_us: u64) -> Result<(), LinkError> {
         self.receive_at(l, bytes, now_us, now_us)
     }
 
@@ -807,28 +1202,30 @@ impl Engine {
         bytes: &[u8],
         arrived_us: u64,
         now_us: u64,
-    ) -> Result<(), String> {
+    ) -> Result<(), LinkError> {
+        let tls_err = |e: &dyn std::fmt::Display| LinkError::new(LinkLoss::Tls, e.to_string());
+        let closed = || LinkError::new(LinkLoss::PeerClosed, "the registrar closed TLS");
         let link = &mut self.links[l];
         match &mut link.tls {
             Some(tls) => {
                 let mut rd = bytes;
                 while !rd.is_empty() {
                     match tls.read_tls(&mut rd) {
-                        Ok(0) => return Err("the registrar closed TLS".into()),
+                        Ok(0) => return Err(closed()),
                         Ok(_) => {}
-                        Err(e) => return Err(e.to_string()),
+                        Err(e) => return Err(tls_err(&e)),
                     }
-                    let state = tls.process_new_packets().map_err(|e| e.to_string())?;
+                    let state = tls.process_new_packets().map_err(|e| tls_err(&e))?;
                     let n = state.plaintext_bytes_to_read();
                     if n > 0 {
                         let start = link.inbuf.len();
                         link.inbuf.resize(start + n, 0);
                         tls.reader()
                             .read_exact(&mut link.inbuf[start..])
-                            .map_err(|e| e.to_string())?;
+                            .map_err(|e| tls_err(&e))?;
                     }
                     if state.peer_has_closed() {
-                        return Err("the registrar closed TLS".into());
+                        return Err(closed());
                     }
                 }
                 if link.handshaking && !tls.is_handshaking() {
@@ -864,8 +1261,18 @@ impl Engine {
         }
         if let Some(done) = self.devices[i].device.answered(arrived_us, &answer) {
             self.devices[i].last = None;
+            self.idle_hint = true;
             self.stats
                 .completed(self.run_start_us, arrived_us, done.status, done.latency_us);
+            if (200..300).contains(&code) {
+                // RFC 3261 §10.3: a 200 to a REGISTER with expires > 0 holds a binding; one to
+                // the Expires: 0 of the run's end removes it.
+                let holds = !self.unregistering && answer.expires_s != Some(0);
+                if holds != self.devices[i].bound {
+                    self.devices[i].bound = holds;
+                    self.stats.bound(self.run_start_us, arrived_us, holds);
+                }
+            }
             if !self.finished {
                 self.poll_device(i, now_us, None);
             }
@@ -873,7 +1280,7 @@ impl Engine {
     }
 
     /// Frames the responses in link `l`'s buffer and hands each to its device.
-    fn dispatch(&mut self, l: usize, arrived_us: u64, now_us: u64) -> Result<(), String> {
+    fn dispatch(&mut self, l: usize, arrived_us: u64, now_us: u64) -> Result<(), LinkError> {
         let mut inbuf = std::mem::take(&mut self.links[l].inbuf);
         let mut consumed = 0;
         let result = loop {
@@ -887,7 +1294,12 @@ impl Engine {
                     consumed += msg.len();
                     self.answer(&msg, arrived_us, now_us);
                 }
-                Err(e) => break Err(format!("unframable answer: {e}")),
+                Err(e) => {
+                    break Err(LinkError::new(
+                        LinkLoss::Protocol,
+                        format!("unframable answer: {e}"),
+                    ))
+                }
             }
         };
         inbuf.drain(..consumed);

@@ -8,3 +8,4 @@ pub mod plots;
 pub mod profile;
 pub mod results;
 pub mod schedule;
+pub mod tokens;

@@ -17,6 +17,8 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     ("churn", include_str!("../../profiles/churn.toml")),
     ("mra", include_str!("../../profiles/mra.toml")),
     ("million", include_str!("../../profiles/million.toml")),
+    ("mra-storm", include_str!("../../profiles/mra-storm.toml")),
+    ("stall", include_str!("../../profiles/stall.toml")),
 ];
 
 /// How devices reach the registrar.
@@ -293,6 +295,8 @@ impl Profile {
             token_ttl_s: self.token_ttl_s,
             challenge_first: self.challenge_first,
             timeout_ms: self.timeout_s * 1000,
+            // A fleet's devices come back after a 503 spread over 20 % of Retry-After.
+            retry_jitter_pct: 20,
             ..Timing::default()
         }
     }

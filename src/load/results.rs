@@ -2,7 +2,7 @@
 //! interval log, one interval per second), `summary.md` and the table printed at the end. No
 //! clock or I/O decisions here beyond writing the files it is given a folder for.
 
-use super::engine::Stats;
+use super::engine::{LinkLoss, Stats};
 use super::profile::Profile;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -77,11 +77,27 @@ pub struct RegistrarFigures {
     pub cpu_s: f64,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct LoadFigures {
+    /// CPU seconds of the engine's threads (building devices, the run, the drain).
     pub cpu_s: f64,
+    /// CPU seconds spent signing tokens: before the run and during it.
     pub mint_cpu_s: f64,
     pub lag_ms_max: u64,
+    /// CPU seconds of the engine from the schedule's start to its end, signing included.
+    pub run_cpu_s: f64,
+    /// `run_cpu_s` per REGISTER sent (µs): what the engine spends to offer one.
+    pub cpu_us_per_register: f64,
+    /// First tokens signed before the schedule started (one per device), the CPU and wall
+    /// time they took (the threads that signed them), and the bytes they are held in.
+    pub tokens_before_run: u64,
+    pub tokens_before_run_cpu_s: f64,
+    pub tokens_before_run_wall_s: f64,
+    pub tokens_before_run_bytes: u64,
+    /// Tokens signed during the run (renewals ahead of need, and fallbacks).
+    pub tokens_in_run: u64,
+    /// Of those, signed in the send path because none was ready.
+    pub inline_mints: u64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -90,6 +106,15 @@ pub struct TimelineRow {
     pub offered: u64,
     pub completed: u64,
     pub p99_us: u64,
+    /// 503 answers (also in `completed`).
+    pub status_503: u64,
+    /// Transport failures (REGISTERs lost with their connection, failed connects) and
+    /// timeouts.
+    pub failures: u64,
+    /// Devices holding a binding at the end of the second.
+    pub registered: u64,
+    /// The engine's largest schedule lag in the second (ms).
+    pub lag_ms: u64,
 }
 
 /// `summary.json`, schema 1.
@@ -112,8 +137,63 @@ pub struct Summary {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub registrar: Option<RegistrarFigures>,
     pub load: LoadFigures,
+    /// The verdict for the steady phase (after the ramp, or after the storm).
     pub bottleneck: String,
+    /// The verdict per phase: `ramp` and `steady`, or `storm` and `steady` without a ramp
+    /// (the storm lasting until every device held a binding).
+    pub bottleneck_by_phase: BTreeMap<String, String>,
+    /// Where the REGISTERs went (`bench`: the in-process registrar's address).
+    pub target: String,
+    /// Open loop: turns that waited for a free device and went late (timed from their
+    /// intended time), and turns never sent.
+    pub late_sends: u64,
+    pub missed_sends: u64,
+    /// Seconds from the run's start to the first instant every device held a binding;
+    /// null if that never happened.
+    pub time_to_all_registered_s: Option<f64>,
+    /// Connections lost or never made, by cause.
+    pub connections_lost: BTreeMap<String, u64>,
     pub timeline: Vec<TimelineRow>,
+}
+
+/// The phases of a run, as ranges of whole seconds of the timeline.
+fn phases(
+    p: &Profile,
+    all_registered_s: Option<f64>,
+    seconds: usize,
+) -> Vec<(&'static str, std::ops::Range<usize>)> {
+    let split = if p.ramp_s > 0 {
+        p.ramp_s as usize
+    } else {
+        all_registered_s.map_or(seconds, |t| (t.ceil() as usize).max(1))
+    };
+    let split = split.min(seconds);
+    let first = if p.ramp_s > 0 { "ramp" } else { "storm" };
+    vec![(first, 0..split), ("steady", split..seconds)]
+}
+
+/// What held a phase back. The registrar, when more than 1 % of what was offered failed
+/// (transport failures, timeouts) or was shed (503): the engine's lag cannot cause those, and
+/// an engine verdict must not hide them. Else the engine, when it fell behind its own schedule
+/// by more than [`ENGINE_LAG_MS`] in any second of the phase. Else the registrar again for any
+/// failure, 503 or more than 1 % left unanswered; else nothing.
+fn verdict(rows: &[TimelineRow]) -> &'static str {
+    if rows.is_empty() {
+        return "none";
+    }
+    let lag = rows.iter().map(|r| r.lag_ms).max().unwrap_or(0);
+    let offered: u64 = rows.iter().map(|r| r.offered).sum();
+    let completed: u64 = rows.iter().map(|r| r.completed).sum();
+    let failed: u64 = rows.iter().map(|r| r.failures + r.status_503).sum();
+    if failed > offered / 100 && failed > 0 {
+        "registrar"
+    } else if lag > ENGINE_LAG_MS {
+        "load engine"
+    } else if failed > 0 || completed + completed / 100 < offered {
+        "registrar"
+    } else {
+        "none"
+    }
 }
 
 /// RFC 3339 (UTC, seconds) from seconds since the epoch.
@@ -157,12 +237,38 @@ impl Summary {
                 h.value_at_quantile(x)
             }
         };
-        let bottleneck = if load.lag_ms_max > ENGINE_LAG_MS {
-            "load engine"
-        } else if stats.errors + stats.timeouts > 0 || completed + completed / 100 < offered {
-            "registrar"
+        let registered = stats.registered_by_second();
+        let timeline: Vec<TimelineRow> = stats
+            .timeline
+            .iter()
+            .enumerate()
+            .map(|(t, s)| TimelineRow {
+                t: t as u64,
+                offered: s.offered,
+                completed: s.completed,
+                p99_us: if s.latency.is_empty() {
+                    0
+                } else {
+                    s.latency.value_at_quantile(0.99)
+                },
+                status_503: s.rejected,
+                failures: s.failures,
+                registered: registered[t],
+                lag_ms: s.lag_ms,
+            })
+            .collect();
+        let all_registered_s = stats.all_registered_at_us().map(|us| us as f64 / 1e6);
+        let mut by_phase = BTreeMap::new();
+        for (name, range) in phases(p, all_registered_s, timeline.len()) {
+            by_phase.insert(name.to_string(), verdict(&timeline[range]).to_string());
+        }
+        // The contract's single verdict is the steady phase's; a run that never got past its
+        // ramp or storm is judged whole.
+        let steady = phases(p, all_registered_s, timeline.len())[1].1.clone();
+        let bottleneck = if steady.is_empty() {
+            verdict(&timeline)
         } else {
-            "none"
+            verdict(&timeline[steady])
         };
         Summary {
             schema: 1,
@@ -191,21 +297,16 @@ impl Summary {
             registrar: None,
             load,
             bottleneck: bottleneck.to_string(),
-            timeline: stats
-                .timeline
+            bottleneck_by_phase: by_phase,
+            target: String::new(),
+            late_sends: stats.late_sends,
+            missed_sends: stats.missed_turns,
+            time_to_all_registered_s: all_registered_s,
+            connections_lost: LinkLoss::ALL
                 .iter()
-                .enumerate()
-                .map(|(t, s)| TimelineRow {
-                    t: t as u64,
-                    offered: s.offered,
-                    completed: s.completed,
-                    p99_us: if s.latency.is_empty() {
-                        0
-                    } else {
-                        s.latency.value_at_quantile(0.99)
-                    },
-                })
+                .map(|l| (l.as_str().to_string(), stats.connections_lost[*l as usize]))
                 .collect(),
+            timeline,
         }
     }
 
@@ -224,11 +325,30 @@ impl Summary {
             "completed",
             format!("{:.0} /s", self.completed_per_s),
         );
-        for (code, n) in &self.responses {
+        // Answers first; the registrar shedding load (503) apart from them and from transport
+        // failures, which are no answer at all.
+        for (code, n) in self.responses.iter().filter(|(c, _)| *c != "503") {
             row(&mut t, &format!("responses {code}"), n.to_string());
         }
-        row(&mut t, "errors", self.errors.to_string());
+        let shed = self.responses.get("503").copied().unwrap_or(0);
+        row(&mut t, "rejected (503)", shed.to_string());
+        row(&mut t, "transport failures", self.errors.to_string());
         row(&mut t, "timeouts", self.timeouts.to_string());
+        let lost: u64 = self.connections_lost.values().sum();
+        row(&mut t, "connections lost", lost.to_string());
+        for (cause, n) in self.connections_lost.iter().filter(|(_, n)| **n > 0) {
+            row(&mut t, &format!("  {cause}"), n.to_string());
+        }
+        if self.late_sends + self.missed_sends > 0 {
+            row(&mut t, "late sends", self.late_sends.to_string());
+            row(&mut t, "missed sends", self.missed_sends.to_string());
+        }
+        row(
+            &mut t,
+            "all registered at",
+            self.time_to_all_registered_s
+                .map_or_else(|| "never".to_string(), |s| format!("{s:.1} s")),
+        );
         let l = &self.latency_us;
         for (k, v) in [
             ("latency p50", l.p50),
@@ -256,8 +376,26 @@ impl Summary {
         row(&mut t, "load CPU", format!("{:.2} s", self.load.cpu_s));
         row(
             &mut t,
+            "load CPU / REGISTER",
+            format!("{:.1} µs", self.load.cpu_us_per_register),
+        );
+        row(
+            &mut t,
             "token minting CPU",
             format!("{:.3} s", self.load.mint_cpu_s),
+        );
+        row(
+            &mut t,
+            "tokens before run",
+            format!(
+                "{} in {:.1} s",
+                self.load.tokens_before_run, self.load.tokens_before_run_wall_s
+            ),
+        );
+        row(
+            &mut t,
+            "tokens in send path",
+            self.load.inline_mints.to_string(),
         );
         row(
             &mut t,
@@ -265,6 +403,9 @@ impl Summary {
             format!("{} ms", self.load.lag_ms_max),
         );
         row(&mut t, "bottleneck", self.bottleneck.clone());
+        for (phase, v) in &self.bottleneck_by_phase {
+            row(&mut t, &format!("  {phase}"), v.clone());
+        }
         t
     }
 
@@ -302,10 +443,11 @@ impl Summary {
         let path = dir.join("latency.hlog");
         write_hlog(&path, stats, started_s).map_err(|e| format!("{}: {e}", path.display()))?;
         files.push(path);
-        super::plots::write(dir, &self.profile, stats)
+        super::plots::write(dir, self, stats)
             .map_err(|e| format!("{}: plots: {e}", dir.display()))?;
         files.push(dir.join("throughput.svg"));
         files.push(dir.join("latency.svg"));
+        files.push(dir.join("registered.svg"));
         Ok(files)
     }
 }
@@ -332,6 +474,81 @@ fn write_hlog(path: &Path, stats: &Stats, started_s: u64) -> Result<(), String> 
         }
     }
     std::fs::write(path, out).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod phase_tests {
+    use super::*;
+    use crate::load::engine::Second;
+
+    fn run(ramp_s: u64, lag_ms: &[u64], failures: &[u64]) -> Summary {
+        let mut p = Profile::find("ci").unwrap();
+        p.ramp_s = ramp_s;
+        let mut stats = Stats::default();
+        for (i, (&lag, &failed)) in lag_ms.iter().zip(failures).enumerate() {
+            let mut s = Second::new();
+            s.offered = 100;
+            s.completed = 100;
+            s.lag_ms = lag;
+            s.failures = failed;
+            s.registered_delta = if i == 0 { 10 } else { 0 };
+            stats.timeline.push(s);
+        }
+        stats.devices = 10;
+        stats.all_registered = vec![(1_500_000, u64::MAX)];
+        let load = LoadFigures {
+            lag_ms_max: lag_ms.iter().copied().max().unwrap_or(0),
+            ..LoadFigures::default()
+        };
+        let machine = Machine {
+            cores: 1,
+            cpu: String::new(),
+            kernel: String::new(),
+            rustc: String::new(),
+            commit: String::new(),
+        };
+        Summary::new(&p, &stats, 0, lag_ms.len() as f64, load, machine)
+    }
+
+    #[test]
+    fn the_bottleneck_is_judged_per_phase() {
+        // The engine lagged during the ramp only: the run's verdict (the steady phase's) is
+        // not "load engine".
+        let s = run(2, &[300, 250, 3, 4, 2, 3], &[0; 6]);
+        assert_eq!(s.bottleneck_by_phase["ramp"], "load engine");
+        assert_eq!(s.bottleneck_by_phase["steady"], "none");
+        assert_eq!(s.bottleneck, "none");
+        // Lag in the steady phase is the run's verdict.
+        let s = run(2, &[3, 3, 3, 400, 2, 3], &[0; 6]);
+        assert_eq!(s.bottleneck_by_phase["ramp"], "none");
+        assert_eq!(s.bottleneck, "load engine");
+        // Failures after the ramp: the registrar.
+        let s = run(2, &[3; 6], &[0, 0, 0, 0, 5, 0]);
+        assert_eq!(s.bottleneck, "registrar");
+        // The registrar failing more than 1 % is not hidden by the engine lagging as well.
+        let s = run(2, &[3, 3, 3, 400, 2, 3], &[0, 0, 0, 30, 0, 0]);
+        assert_eq!(s.bottleneck, "registrar");
+        let s = run(2, &[3, 3, 3, 400, 2, 3], &[0, 0, 0, 1, 0, 0]);
+        assert_eq!(s.bottleneck, "load engine");
+        // No ramp: the storm lasts until every device held a binding (1.5 s: seconds 0 and 1).
+        let s = run(0, &[500, 200, 3, 3], &[0; 4]);
+        assert_eq!(s.bottleneck_by_phase.get("ramp"), None);
+        assert_eq!(s.bottleneck_by_phase["storm"], "load engine");
+        assert_eq!(s.bottleneck_by_phase["steady"], "none");
+        assert_eq!(s.time_to_all_registered_s, Some(1.5));
+        assert_eq!(s.timeline[3].registered, 10);
+        let json = serde_json::to_value(&s).unwrap();
+        for key in [
+            "late_sends",
+            "missed_sends",
+            "connections_lost",
+            "bottleneck_by_phase",
+        ] {
+            assert!(!json[key].is_null(), "{key}");
+        }
+        assert_eq!(json["connections_lost"]["peer_closed"], 0);
+        assert!(s.table().contains("rejected (503)"));
+    }
 }
 
 #[cfg(test)]

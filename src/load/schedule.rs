@@ -96,7 +96,9 @@ pub fn start_us(run_start_us: u64, ramp_s: u64, devices: u64, index: u64) -> u64
 
 /// The open-loop schedule (µs): turn `k` is intended at `start + k / rate`; a turn goes to the next
 /// device (round robin) that is connected and has nothing in flight. A turn that finds every
-/// device busy is missed: it still counts as offered, and the engine reports it.
+/// device busy is [`Turn::Missed`] here: the engine keeps it waiting for the first device to
+/// free ([`OpenLoop::pick`]) and sends it late, timed from its intended time; one still
+/// waiting when the run ends is a missed send.
 #[derive(Clone, Debug)]
 pub struct OpenLoop {
     start_us: u64,
@@ -111,7 +113,8 @@ pub struct OpenLoop {
 pub enum Turn {
     /// Device `index` sends, with this intended time.
     Send { index: usize, intended_us: u64 },
-    /// No idle device for the turn intended at this time.
+    /// No idle device for the turn intended at this time (yet: the engine holds it until one
+    /// frees).
     Missed { intended_us: u64 },
 }
 
@@ -143,24 +146,40 @@ impl OpenLoop {
         &mut self,
         now_us: u64,
         devices: usize,
-        mut idle: impl FnMut(usize) -> bool,
+        idle: impl FnMut(usize) -> bool,
     ) -> Option<Turn> {
         let intended_us = self.next_at();
         if now_us < intended_us || devices == 0 {
             return None;
         }
         self.next_turn += 1;
+        Some(match self.pick(devices, idle) {
+            Some(index) => Turn::Send { index, intended_us },
+            None => Turn::Missed { intended_us },
+        })
+    }
+
+    /// The next turn's intended time if it is due at `now_us`, taken without looking for a
+    /// device (it joins turns already waiting for one).
+    pub fn take_due(&mut self, now_us: u64) -> Option<u64> {
+        let intended_us = self.next_at();
+        if now_us < intended_us {
+            return None;
+        }
+        self.next_turn += 1;
+        Some(intended_us)
+    }
+
+    /// The next idle device, round robin from the last one given a turn.
+    pub fn pick(&mut self, devices: usize, mut idle: impl FnMut(usize) -> bool) -> Option<usize> {
         for step in 0..devices {
             let i = (self.cursor + step) % devices;
             if idle(i) {
                 self.cursor = (i + 1) % devices;
-                return Some(Turn::Send {
-                    index: i,
-                    intended_us,
-                });
+                return Some(i);
             }
         }
-        Some(Turn::Missed { intended_us })
+        None
     }
 }
 

@@ -19,8 +19,9 @@
 
 use super::{now_us, IO_MEMORY};
 use crate::auth::Signer;
-use crate::load::engine::{Engine, Stats, Transport};
+use crate::load::engine::{Engine, LinkError, LinkLoss, Stats, Transport};
 use crate::load::profile::Profile;
+use crate::load::tokens::TokenBank;
 use glommio::{LocalExecutorBuilder, Placement};
 use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
@@ -29,7 +30,7 @@ use std::io::IoSliceMut;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Barrier};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The core loop's period (µs): sends go out, and quick connections are read, once per tick.
@@ -54,7 +55,8 @@ pub struct Plan {
     pub signer: SignerFactory,
     /// CPUs for the engine's executors, one each.
     pub cpus: Vec<usize>,
-    /// The run's start (µs, the registrar's clock): the ramp counts from here.
+    /// The run's earliest start (µs, the registrar's clock): the ramp counts from here, or
+    /// from when the first tokens are signed and every core has built its devices, if later.
     pub start_us: u64,
 }
 
@@ -71,6 +73,8 @@ impl std::fmt::Debug for Plan {
 /// Live counters for the progress line, summed over cores.
 #[derive(Debug, Default)]
 pub struct Live {
+    /// When the schedule starts (µs), 0 while tokens are signed and devices built.
+    pub start_us: AtomicU64,
     pub sent: AtomicU64,
     pub completed: AtomicU64,
     pub errors: AtomicU64,
@@ -80,11 +84,75 @@ pub struct Live {
 #[derive(Debug)]
 pub struct Outcome {
     pub stats: Stats,
-    /// CPU seconds of the engine's executor threads.
+    /// CPU seconds of the engine's executor threads (building devices, the run, the drain).
     pub cpu_s: f64,
+    /// Of those, the CPU seconds of the schedule itself (from its start to its end).
+    pub run_cpu_s: f64,
+    /// When the schedule started (µs).
+    pub start_us: u64,
+    /// The first tokens, signed before the schedule started.
+    pub bank: BankFigures,
     /// The run's connections, still open: a registrar drops the bindings of a connection
     /// that closes, so its state is read before this is dropped.
     pub connections: OpenConnections,
+}
+
+/// What signing the first tokens cost, before the run.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BankFigures {
+    pub tokens: u64,
+    /// CPU seconds of the signing threads.
+    pub cpu_s: f64,
+    /// Wall seconds the run waited for them.
+    pub wall_s: f64,
+    pub threads: usize,
+    /// Bytes of signatures held for the run.
+    pub bytes: u64,
+}
+
+/// Signs every device's first token on `threads` threads (the signature is the only work
+/// per token) before the schedule starts, so that a storm's first REGISTERs do not wait
+/// for the signer.
+fn sign_bank(plan: &Plan, threads: usize) -> Result<(TokenBank, BankFigures), String> {
+    let p = &plan.profile;
+    let signer = (plan.signer)()?;
+    let started = std::time::Instant::now();
+    let mut bank = TokenBank::new(&signer, p.devices, p.user_start, p.token_ttl_s, now_us());
+    let threads = threads.clamp(1, 64);
+    let cpu_ns = AtomicU64::new(0);
+    std::thread::scope(|scope| -> Result<(), String> {
+        let mut handles = Vec::new();
+        for share in bank.shares_mut(threads) {
+            let factory = plan.signer.clone();
+            let cpu_ns = &cpu_ns;
+            handles.push(scope.spawn(move || -> Result<(), String> {
+                let cpu0 = thread_cpu_ns();
+                let signer = factory()?;
+                share.sign(&signer);
+                cpu_ns.fetch_add(thread_cpu_ns().saturating_sub(cpu0), Ordering::Relaxed);
+                Ok(())
+            }));
+        }
+        for h in handles {
+            h.join()
+                .map_err(|_| "a token-signing thread panicked".to_string())??;
+        }
+        Ok(())
+    })?;
+    let figures = BankFigures {
+        tokens: bank.len() as u64,
+        cpu_s: cpu_ns.load(Ordering::Relaxed) as f64 / 1e9,
+        wall_s: started.elapsed().as_secs_f64(),
+        threads,
+        bytes: bank.bytes() as u64,
+    };
+    Ok((bank, figures))
+}
+
+/// Every core has built its engine; the start is fixed once they all have.
+struct StartGate {
+    barrier: Barrier,
+    start_us: AtomicU64,
 }
 
 /// Connections kept open until dropped.
@@ -115,6 +183,15 @@ pub fn run(plan: Plan, live: Arc<Live>) -> Result<Outcome, String> {
         .take(p.connections.max(1) as usize)
         .collect();
     let cores = cpus.len().max(1) as u64;
+    // The first tokens, on every CPU this process may use (the registrar of `bench` is idle
+    // until the run starts).
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (bank, bank_figures) = sign_bank(&plan, threads)?;
+    let bank = Arc::new(bank);
+    let gate = Arc::new(StartGate {
+        barrier: Barrier::new(cpus.len() + 1),
+        start_us: AtomicU64::new(0),
+    });
     let mut handles = Vec::new();
     for (k, &cpu) in cpus.iter().enumerate() {
         let k = k as u64;
@@ -123,22 +200,53 @@ pub fn run(plan: Plan, live: Arc<Live>) -> Result<Outcome, String> {
         let links = (p.connections * (k + 1) / cores - p.connections * k / cores).max(1);
         let plan = plan.clone();
         let live = live.clone();
+        let (bank, gate_k) = (bank.clone(), gate.clone());
+        let share = Share {
+            first,
+            count,
+            links,
+            cores,
+        };
         let h = LocalExecutorBuilder::new(Placement::Fixed(cpu))
             .name(&format!("regstorm-load-{k}"))
             .io_memory(IO_MEMORY)
-            .spawn(move || async move { core(plan, first, count, links, cores, live) })
-            .map_err(|e| format!("starting load executor {k}: {e}"))?;
-        handles.push(h);
+            .spawn(move || async move { core(plan, share, bank, gate_k, live) });
+        match h {
+            Ok(h) => handles.push(h),
+            Err(e) => {
+                // The cores already started wait at the gate: stand in for the others and
+                // for this thread, with no start, so that they stop.
+                for _ in k as usize..cpus.len() + 1 {
+                    let gate = gate.clone();
+                    std::thread::spawn(move || {
+                        gate.barrier.wait();
+                        gate.barrier.wait();
+                    });
+                }
+                for h in handles {
+                    let _ = h.join();
+                }
+                return Err(format!("starting load executor {k}: {e}"));
+            }
+        }
     }
+    // Every core has built its devices: the schedule starts now (plus a little for the
+    // cores to take it up), or at the plan's start if later.
+    gate.barrier.wait();
+    let start_us = plan.start_us.max(now_us() + 50_000);
+    gate.start_us.store(start_us, Ordering::SeqCst);
+    live.start_us.store(start_us, Ordering::Relaxed);
+    gate.barrier.wait();
     let mut stats = Stats::default();
-    let mut cpu_ns = 0;
+    let (mut cpu_ns, mut run_ns) = (0, 0);
     let mut open = Vec::new();
     for h in handles {
         match h.join() {
-            Ok(Ok((s, ns, conns))) => {
-                stats.merge(&s);
-                cpu_ns += ns;
-                open.extend(conns);
+            Ok(Ok(c)) => {
+                stats.merge(&c.stats);
+                cpu_ns += c.cpu_ns;
+                run_ns += c.run_cpu_ns;
+                open.extend(c.conns);
             }
             Ok(Err(e)) => return Err(e),
             Err(e) => return Err(format!("load executor failed: {e}")),
@@ -147,8 +255,28 @@ pub fn run(plan: Plan, live: Arc<Live>) -> Result<Outcome, String> {
     Ok(Outcome {
         stats,
         cpu_s: cpu_ns as f64 / 1e9,
+        run_cpu_s: run_ns as f64 / 1e9,
+        start_us,
+        bank: bank_figures,
         connections: OpenConnections(open),
     })
+}
+
+/// One core's part of the devices and connections.
+#[derive(Clone, Copy, Debug)]
+struct Share {
+    first: u64,
+    count: u64,
+    links: u64,
+    cores: u64,
+}
+
+/// What a core hands back.
+struct CoreOutcome {
+    stats: Stats,
+    cpu_ns: u64,
+    run_cpu_ns: u64,
+    conns: Vec<Conn>,
 }
 
 /// One connection's socket. The core loop owns it and does all its I/O without waiting;
@@ -207,27 +335,40 @@ struct Core {
 
 fn core(
     plan: Plan,
-    first: u64,
-    count: u64,
-    links: u64,
-    cores: u64,
+    share: Share,
+    bank: Arc<TokenBank>,
+    gate: Arc<StartGate>,
     live: Arc<Live>,
-) -> Result<(Stats, u64, Vec<Conn>), String> {
+) -> Result<CoreOutcome, String> {
     let cpu0 = thread_cpu_ns();
-    let signer = (plan.signer)()?;
-    let mut e = Engine::new(
-        &plan.profile,
-        plan.transport.clone(),
-        signer,
-        first,
-        count,
-        links,
-        plan.start_us,
-    );
-    if plan.profile.rate > 0.0 {
-        e.set_rate(plan.profile.rate / cores as f64);
+    let built = (plan.signer)().map(|signer| {
+        let mut e = Engine::new(
+            &plan.profile,
+            plan.transport.clone(),
+            signer,
+            share.first,
+            share.count,
+            share.links,
+            plan.start_us,
+        );
+        e.set_bank(bank);
+        if plan.profile.rate > 0.0 {
+            e.set_rate(plan.profile.rate / share.cores as f64);
+        }
+        e.set_send_slack(TICK_US);
+        e
+    });
+    // Every core waits for the others (and the start) even when it failed, so none is left
+    // at the gate.
+    gate.barrier.wait();
+    gate.barrier.wait();
+    let mut e = built?;
+    let start_us = gate.start_us.load(Ordering::SeqCst);
+    if start_us == 0 {
+        return Err("the run did not start".into());
     }
-    e.set_send_slack(TICK_US);
+    e.start(start_us);
+    let cpu_run0 = thread_cpu_ns();
     let n_links = e.links();
     let mut c = Core {
         engine: e,
@@ -241,7 +382,7 @@ fn core(
         blocked: Vec::new(),
         wall_ahead_us: 0,
     };
-    let end = plan.start_us + plan.profile.duration_s * 1_000_000;
+    let end = start_us + plan.profile.duration_s * 1_000_000;
     // Minting ahead gets at most this much CPU per turn (tokens cost ~20-50 µs each).
     const MINT_BUDGET_US: u64 = 500;
     let (mut sent, mut completed, mut errors) = (0, 0, 0);
@@ -280,6 +421,11 @@ fn core(
             next_tick.min(end).saturating_sub(now),
         ));
     }
+    // What fell due before the end goes out (open-loop turns included: a turn intended
+    // before the end and not sent is a missed send).
+    c.engine.run_due(end - 1);
+    c.flush_all();
+    let run_cpu_ns = thread_cpu_ns().saturating_sub(cpu_run0);
     // The REGISTERs already sent get their answers (for up to DRAIN_US): the registrar's
     // counts and the engine's then agree.
     c.engine.finish();
@@ -302,7 +448,12 @@ fn core(
     }
     let stats = c.engine.stats().clone();
     let conns = c.slots.into_iter().flatten().map(|s| s.conn).collect();
-    Ok((stats, thread_cpu_ns().saturating_sub(cpu0), conns))
+    Ok(CoreOutcome {
+        stats,
+        cpu_ns: thread_cpu_ns().saturating_sub(cpu0),
+        run_cpu_ns,
+        conns,
+    })
 }
 
 impl Core {
@@ -336,7 +487,7 @@ impl Core {
                     | EpollFlags::EPOLLERR;
                 if flags.intersects(readable) {
                     if let Err(e) = self.read_available(l) {
-                        self.close(l, &e);
+                        self.close(l, e);
                     }
                 }
             }
@@ -406,15 +557,15 @@ impl Core {
         let local = slot.conn.local();
         if let Err(e) = self.engine.link_up(l, &local, now_us()) {
             tracing::warn!("load: {e}");
-            self.close(l, &e);
+            self.close(l, e);
         }
     }
 
     /// Link `l` is over: its socket closes and the engine's devices on it back off.
-    fn close(&mut self, l: usize, reason: &str) {
-        tracing::debug!("load: connection {l}: {reason}");
+    fn close(&mut self, l: usize, e: LinkError) {
+        tracing::debug!("load: connection {l}: {e}");
         self.slots[l] = None;
-        self.engine.link_down(l, now_us());
+        self.engine.link_lost(l, e.loss, now_us());
     }
 
     /// Writes the pending bytes of every connection that has some.
@@ -469,7 +620,7 @@ impl Core {
 
     /// Reads what link `l`'s socket holds now, without waiting, and hands it to the engine
     /// with the time the kernel received it. Err: the connection is over.
-    fn read_available(&mut self, l: usize) -> Result<(), String> {
+    fn read_available(&mut self, l: usize) -> Result<(), LinkError> {
         let Some(slot) = self.slots[l].as_ref() else {
             return Ok(());
         };
@@ -481,10 +632,20 @@ impl Core {
                 Err(Errno::EINTR) => continue,
                 // An ICMP port unreachable for an earlier datagram: the device times out.
                 Err(Errno::ECONNREFUSED) if datagram => continue,
-                Err(e) => return Err(format!("reading: {e}")),
+                Err(e) => {
+                    let loss = match e {
+                        Errno::ECONNRESET | Errno::EPIPE | Errno::ECONNABORTED => LinkLoss::Reset,
+                        Errno::ETIMEDOUT => LinkLoss::Timeout,
+                        _ => LinkLoss::Other,
+                    };
+                    return Err(LinkError::new(loss, format!("reading: {e}")));
+                }
             };
             if n == 0 && !datagram {
-                return Err("the registrar closed the connection".into());
+                return Err(LinkError::new(
+                    LinkLoss::PeerClosed,
+                    "the registrar closed the connection",
+                ));
             }
             let now = now_us();
             let at = arrival_us(stamp, self.wall_ahead_us, now);
