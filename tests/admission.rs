@@ -41,29 +41,38 @@ fn a_burst_into_an_idle_core_is_verified_not_shed() {
 fn the_budget_per_tick_follows_the_measured_cost() {
     let mut a = Admission::new(AdmissionConfig::default(), 1);
     a.on_tick(T0, 0);
-    for _ in 0..40 {
-        a.observe_cost(100 * 20, 20); // 100 µs a verification, as measured
+    for _ in 0..20 {
+        a.observe_cost(25 * 20, 20); // 25 µs a verification, as measured
     }
     drain(&mut a);
     let now = run(&mut a, T0, 1, 0);
-    // One tick earns share x tick = 0.8 x 10 ms: about 80 verifications at ~100 µs.
+    // One tick earns share x tick = 0.8 x 10 ms: about 320 verifications at ~25 µs.
     let n = drain(&mut a);
-    assert!((70..=95).contains(&n), "{n}");
+    assert!((300..=345).contains(&n), "{n}");
     let rate = a.verify_rate_per_s();
-    assert!((7_000.0..9_500.0).contains(&rate), "{rate}");
+    assert!((30_000.0..34_000.0).contains(&rate), "{rate}");
     // A tick that comes late earns its real length (bounded by the burst depth).
     a.on_tick(now + 3 * TICK, 0);
     let n = drain(&mut a);
-    assert!((200..=290).contains(&n), "{n}");
+    assert!((900..=1000).contains(&n), "{n}");
+    // Samples err high (a read's other work is charged too): a higher one moves the estimate
+    // a little, a sustained higher cost (a slower key type) moves it all the way.
+    a.observe_cost(100, 1);
+    assert!(a.verify_rate_per_s() > 28_000.0);
+    for _ in 0..400 {
+        a.observe_cost(100, 1);
+    }
+    let rate = a.verify_rate_per_s();
+    assert!((7_500.0..8_500.0).contains(&rate), "{rate}");
 }
 
 #[test]
 fn a_standing_queue_cuts_the_share_and_its_end_gives_it_back() {
     let mut a = Admission::new(AdmissionConfig::default(), 1);
     let start = a.share();
-    // 20 ms of queueing delay on every tick for half a second: a standing queue.
-    let now = run(&mut a, T0, 50, 20_000);
-    assert!(a.share() < start * 0.5, "share {}", a.share());
+    // 80 ms of queueing delay on every tick for a second: a standing queue.
+    let now = run(&mut a, T0, 100, 80_000);
+    assert!(a.share() < start * 0.6, "share {}", a.share());
     assert!(a.stats().standing_queues >= 3);
     let cut = a.share();
     assert!(cut >= AdmissionConfig::default().share_min);
@@ -97,10 +106,10 @@ fn beyond_the_budget_503s_come_back_spread_at_the_verify_rate() {
     let mut a = Admission::new(cfg, 42);
     a.on_tick(T0, 0);
     for _ in 0..40 {
-        a.observe_cost(100, 1); // 100 µs: 8,000 verifications a second at share 0.8
+        a.observe_cost(100, 1); // 100 µs: 9,000 verifications a second at the full share 0.9
     }
     drain(&mut a);
-    let rate = a.verify_rate_per_s();
+    let rate = a.calendar_rate_per_s();
     // 40,000 refused in one tick: told to come back over about 40,000 / rate seconds.
     let mut per_second = std::collections::BTreeMap::<u32, u32>::new();
     for _ in 0..40_000 {
@@ -124,6 +133,29 @@ fn beyond_the_budget_503s_come_back_spread_at_the_verify_rate() {
 }
 
 #[test]
+fn the_calendar_hands_out_what_the_core_got_through_while_shedding() {
+    let mut a = Admission::new(AdmissionConfig::default(), 9);
+    let mut now = T0;
+    a.on_tick(now, 0);
+    drain(&mut a);
+    let before = a.stats().verify_admitted;
+    // Demand beyond the budget for a second: every tick's budget is spent and more is shed.
+    for _ in 0..100 {
+        now += TICK;
+        a.on_tick(now, 0);
+        drain(&mut a);
+    }
+    assert!(a.stats().verify_shed >= 100);
+    let got = (a.stats().verify_admitted - before) as f64;
+    let rate = a.calendar_rate_per_s();
+    // At least what the core really admitted per second, whatever the estimate says.
+    assert!(
+        rate >= got * 0.75,
+        "calendar {rate:.0}/s, admitted {got:.0} in 1 s"
+    );
+}
+
+#[test]
 fn retry_after_never_exceeds_the_configured_maximum() {
     let cfg = AdmissionConfig {
         retry_max_s: 35,
@@ -133,7 +165,7 @@ fn retry_after_never_exceeds_the_configured_maximum() {
     a.on_tick(T0, 0);
     drain(&mut a);
     let mut seen = Vec::new();
-    // 16,000 verifications a second (50 µs at share 0.8): 35 s of calendar is 560,000.
+    // 18,000 verifications a second (50 µs at the full share 0.9): 35 s of calendar is 630,000.
     for _ in 0..800_000 {
         a.admit_verification();
         seen.push(a.retry_after_s());
@@ -175,7 +207,7 @@ fn a_connection_flood_is_taken_at_a_bounded_rate_per_tick() {
         (0..10_000).take_while(|_| a.admit_connection()).count() as u32,
         cfg.accepts_start
     );
-    run(&mut a, now, 50, 30_000);
+    run(&mut a, now, 100, 80_000);
     let under_queue = (0..10_000).take_while(|_| a.admit_connection()).count() as u32;
     assert!(under_queue < cfg.accepts_start, "{under_queue}");
     assert!(under_queue >= cfg.accepts_min);

@@ -51,10 +51,10 @@ impl Default for AdmissionConfig {
     fn default() -> Self {
         AdmissionConfig {
             tick_us: 10_000,
-            target_us: 20_000,
+            target_us: 50_000,
             interval_us: 200_000,
             share_start: 0.8,
-            share_min: 0.25,
+            share_min: 0.4,
             share_max: 0.9,
             burst_ticks: 10,
             cost_start_us: 50.0,
@@ -98,6 +98,12 @@ pub struct Admission {
     cost_us: f64,
     /// Verifications asked for since the last tick (admitted or not): is there demand?
     asked: u64,
+    /// Verifications admitted and shed in the current interval.
+    interval_admitted: u64,
+    interval_shed: u64,
+    /// Verifications a second the core got through while it was shedding (0: not measured):
+    /// what the core really does under this load, for the retry calendar.
+    measured_rate: f64,
     accepts_per_tick: u32,
     accepts_left: u32,
     /// Connections asked for since the last tick beyond what was allowed.
@@ -119,6 +125,9 @@ impl Admission {
             credit_us: cfg.share_start * (cfg.tick_us * cfg.burst_ticks) as f64,
             cost_us: cfg.cost_start_us,
             asked: 0,
+            interval_admitted: 0,
+            interval_shed: 0,
+            measured_rate: 0.0,
             accepts_per_tick: cfg.accepts_start,
             accepts_left: cfg.accepts_start,
             accept_waited: false,
@@ -163,6 +172,17 @@ impl Admission {
 
     fn end_interval(&mut self) {
         let c = self.cfg;
+        if self.interval_shed > 0 {
+            // Demand exceeded the budget all interval long: what got through is the capacity.
+            let sample = self.interval_admitted as f64 * 1e6 / c.interval_us as f64;
+            self.measured_rate = if self.measured_rate == 0.0 {
+                sample
+            } else {
+                self.measured_rate + (sample - self.measured_rate) * 0.5
+            };
+        }
+        self.interval_admitted = 0;
+        self.interval_shed = 0;
         if self.interval_min_us > c.target_us {
             // A standing queue: the work taken in is more than the core gets through. Fresh
             // verifications and new connections give way to what is already admitted.
@@ -186,9 +206,11 @@ impl Admission {
         if self.credit_us > 0.0 {
             self.credit_us -= self.cost_us;
             self.stats.verify_admitted += 1;
+            self.interval_admitted += 1;
             true
         } else {
             self.stats.verify_shed += 1;
+            self.interval_shed += 1;
             false
         }
     }
@@ -214,12 +236,21 @@ impl Admission {
         self.share * 1e6 / self.cost_us.max(1.0)
     }
 
+    /// Verifications per second the core gets through at its full share, or what it did get
+    /// through the last time it shed, whichever is more: the pace of the retry calendar. A
+    /// retry that comes back to a core still busy is shed again (cheaply, to a later slot); a
+    /// calendar paced below the core's capacity would leave it idle while devices wait.
+    pub fn calendar_rate_per_s(&self) -> f64 {
+        let full = self.cfg.share_max * 1e6 / self.cost_us.max(1.0);
+        full.max(self.measured_rate)
+    }
+
     /// The Retry-After (seconds) for a fresh verification that was shed: a place on a
     /// calendar that hands out the core's verification rate, so retries come back spread at
     /// what the core can take rather than in a wave, jittered within the second.
     pub fn retry_after_s(&mut self) -> u32 {
         let c = self.cfg;
-        let gap = 1e6 / self.verify_rate_per_s().max(1.0);
+        let gap = 1e6 / self.calendar_rate_per_s().max(1.0);
         let now = self.now_us;
         let min_us = u64::from(c.retry_min_s) * 1_000_000;
         let max_us = u64::from(c.retry_max_s) * 1_000_000;
