@@ -45,7 +45,8 @@ pub enum Command {
 /// Flags named after profile keys; they override the profile.
 #[derive(Args, Debug, Clone)]
 pub struct ProfileFlags {
-    /// Profile: an embedded name (quick, ci, steady, storm, churn, mra, million) or a file.
+    /// Profile: an embedded name (quick, ci, steady, storm, churn, mra, million, mra-storm,
+    /// stall, flood) or a file.
     #[arg(long)]
     pub profile: Option<String>,
     /// Results go into DIR/<profile>-<time>/.

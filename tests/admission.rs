@@ -1,7 +1,9 @@
 //! The admission policy with a fake clock (src/registrar/admission.rs): budgets per tick,
 //! the CoDel-like reaction to a standing queue, the retry calendar, the accept rate.
 
+use regstorm::auth::Digest;
 use regstorm::registrar::{Admission, AdmissionConfig};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 const T0: u64 = 1_800_000_000_000_000;
 const TICK: u64 = 10_000;
@@ -16,10 +18,22 @@ fn run(a: &mut Admission, from: u64, ticks: u64, delay_us: u64) -> u64 {
     now
 }
 
-/// Admits until the first refusal; returns how many were admitted.
+/// A token never seen before (its digest).
+fn fresh() -> Digest {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    token(NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+fn token(i: u64) -> Digest {
+    let mut d = [0u8; 32];
+    d[..8].copy_from_slice(&regstorm::mix::splitmix64(i).to_le_bytes());
+    d
+}
+
+/// Admits fresh tokens until the first refusal; returns how many were admitted.
 fn drain(a: &mut Admission) -> u64 {
     let mut n = 0;
-    while a.admit_verification() {
+    while a.admit_verification(&fresh()) {
         n += 1;
         assert!(n < 1_000_000, "no budget limit");
     }
@@ -30,9 +44,9 @@ fn drain(a: &mut Admission) -> u64 {
 fn a_burst_into_an_idle_core_is_verified_not_shed() {
     let mut a = Admission::new(AdmissionConfig::default(), 1);
     a.on_tick(T0, 0);
-    // An idle core has saved up burst_ticks of verification time: 0.8 x 100 ms at 50 µs.
+    // An idle core has saved up burst_ticks of verification time: 0.8 x 250 ms at 50 µs.
     for _ in 0..1000 {
-        assert!(a.admit_verification());
+        assert!(a.admit_verification(&fresh()));
     }
     assert_eq!(a.stats().verify_shed, 0);
 }
@@ -70,8 +84,8 @@ fn the_budget_per_tick_follows_the_measured_cost() {
 fn a_standing_queue_cuts_the_share_and_its_end_gives_it_back() {
     let mut a = Admission::new(AdmissionConfig::default(), 1);
     let start = a.share();
-    // 80 ms of queueing delay on every tick for a second: a standing queue.
-    let now = run(&mut a, T0, 100, 80_000);
+    // 150 ms of queueing delay on every tick for a second: a standing queue.
+    let now = run(&mut a, T0, 100, 150_000);
     assert!(a.share() < start * 0.6, "share {}", a.share());
     assert!(a.stats().standing_queues >= 3);
     let cut = a.share();
@@ -106,15 +120,15 @@ fn beyond_the_budget_503s_come_back_spread_at_the_verify_rate() {
     let mut a = Admission::new(cfg, 42);
     a.on_tick(T0, 0);
     for _ in 0..40 {
-        a.observe_cost(100, 1); // 100 µs: 9,000 verifications a second at the full share 0.9
+        a.observe_cost(100, 1); // 100 µs: 8,000 verifications a second at share 0.8
     }
     drain(&mut a);
     let rate = a.calendar_rate_per_s();
     // 40,000 refused in one tick: told to come back over about 40,000 / rate seconds.
     let mut per_second = std::collections::BTreeMap::<u32, u32>::new();
     for _ in 0..40_000 {
-        assert!(!a.admit_verification());
-        *per_second.entry(a.retry_after_s()).or_default() += 1;
+        assert!(!a.admit_verification(&fresh()));
+        *per_second.entry(a.last_retry_after_s()).or_default() += 1;
     }
     let first = *per_second.keys().next().unwrap();
     let last = *per_second.keys().last().unwrap();
@@ -165,10 +179,10 @@ fn retry_after_never_exceeds_the_configured_maximum() {
     a.on_tick(T0, 0);
     drain(&mut a);
     let mut seen = Vec::new();
-    // 18,000 verifications a second (50 µs at the full share 0.9): 35 s of calendar is 630,000.
+    // 16,000 verifications a second (50 µs at share 0.8): 35 s of calendar is 560,000.
     for _ in 0..800_000 {
-        a.admit_verification();
-        seen.push(a.retry_after_s());
+        a.admit_verification(&fresh());
+        seen.push(a.last_retry_after_s());
     }
     assert!(seen.iter().all(|&s| (1..=35).contains(&s)));
     // Once the calendar is full, the late ones spread over the second half of the window.
@@ -183,14 +197,16 @@ fn the_calendar_empties_when_the_storm_is_over() {
     a.on_tick(T0, 0);
     drain(&mut a);
     for _ in 0..10_000 {
-        a.admit_verification();
-        a.retry_after_s();
+        a.admit_verification(&fresh());
     }
-    // Minutes later the earlier promises are in the past: a new refusal waits little.
+    assert_eq!(a.reservations(), 10_001); // and the refusal that ended drain()
+                                          // Minutes later the earlier promises are in the past: a new refusal waits little, and the
+                                          // places of devices that never came back are given up.
     a.on_tick(T0 + 600_000_000, 0);
+    assert_eq!(a.reservations(), 0);
     drain(&mut a);
-    a.admit_verification();
-    assert!(a.retry_after_s() <= 2);
+    a.admit_verification(&fresh());
+    assert!(a.last_retry_after_s() <= 2);
 }
 
 #[test]
@@ -207,7 +223,7 @@ fn a_connection_flood_is_taken_at_a_bounded_rate_per_tick() {
         (0..10_000).take_while(|_| a.admit_connection()).count() as u32,
         cfg.accepts_start
     );
-    run(&mut a, now, 100, 80_000);
+    run(&mut a, now, 100, 150_000);
     let under_queue = (0..10_000).take_while(|_| a.admit_connection()).count() as u32;
     assert!(under_queue < cfg.accepts_start, "{under_queue}");
     assert!(under_queue >= cfg.accepts_min);
@@ -218,6 +234,44 @@ fn an_idle_core_is_probed_rarely() {
     let mut a = Admission::new(AdmissionConfig::default(), 1);
     a.on_tick(T0, 0);
     assert_eq!(a.next_tick_in_us(), 100_000);
-    a.admit_verification();
+    a.admit_verification(&fresh());
     assert_eq!(a.next_tick_in_us(), 10_000);
+}
+
+#[test]
+fn a_device_sent_away_is_verified_when_it_comes_back_ahead_of_new_ones() {
+    let mut a = Admission::new(AdmissionConfig::default(), 11);
+    let mut now = T0;
+    a.on_tick(now, 0);
+    drain(&mut a);
+    // 10,000 devices are sent away with a place each.
+    let waiting: Vec<Digest> = (0..10_000).map(|i| token(1_000_000 + i)).collect();
+    for d in &waiting {
+        assert!(!a.admit_verification(d));
+    }
+    assert_eq!(a.reservations(), 10_001); // and the refusal that ended drain()
+                                          // Later, with new arrivals taking every tick's budget, the returning ones still pass, and
+                                          // the new ones are the ones sent away.
+    now += 2_000_000;
+    a.on_tick(now, 0);
+    drain(&mut a);
+    for d in &waiting[..100] {
+        assert!(a.admit_verification(d), "a returning device is verified");
+    }
+    assert_eq!(a.stats().verify_returned, 100);
+    assert!(!a.admit_verification(&fresh()));
+    // Its place is used up: the same token again, with the budget spent, is sent away anew.
+    assert!(!a.admit_verification(&waiting[0]));
+    assert_eq!(a.stats().verify_returned, 100);
+    // A core deep in debt does not take even the returning ones (it sheds them to a new place).
+    for d in &waiting[100..] {
+        a.admit_verification(d);
+    }
+    // One burst of debt is 0.9 x 250 ms at 50 µs: about 4,500 verifications.
+    let returned = a.stats().verify_returned;
+    assert!(
+        (3_000..6_000).contains(&returned),
+        "{returned}: bounded by one burst of debt"
+    );
+    assert!(a.reservations() > 0);
 }

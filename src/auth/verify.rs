@@ -1,7 +1,7 @@
 //! The verifier the registrar calls per REGISTER: size limit, digest, cache, and only on a miss
 //! the JWS decode, signature check and claims check.
 
-use super::cache::{digest, FailureMemory, Found, TokenCache};
+use super::cache::{digest, Digest, FailureMemory, Found, TokenCache};
 use super::claims::{Claims, CompactClaims, Policy};
 use super::error::TokenError;
 use super::jws::{self, MAX_TOKEN};
@@ -58,18 +58,19 @@ impl Verifier {
 
     /// Verifies `token` at `now` (seconds since the epoch), whatever it costs.
     pub fn verify(&mut self, token: &[u8], now: u64) -> Result<VerifiedToken<'_>, TokenError> {
-        self.verify_admitted(token, now, || true)
+        self.verify_admitted(token, now, |_| true)
     }
 
-    /// Verifies `token` at `now`, asking `admit` before a signature check (the only costly
-    /// step): a cached token, a remembered failure and a token that does not even decode or
-    /// names no known key are answered without asking. When `admit` says no the answer is
+    /// Verifies `token` at `now`, asking `admit` (with the token's SHA-256, which names this
+    /// token's retries too) before a signature check, the only costly step: a cached token, a
+    /// remembered failure and a token that does not even decode or names no known key are
+    /// answered without asking. When `admit` says no the answer is
     /// [`TokenError::Shed`]: not judged, so never a challenge for a token that may be good.
     pub fn verify_admitted(
         &mut self,
         token: &[u8],
         now: u64,
-        admit: impl FnOnce() -> bool,
+        admit: impl FnOnce(&Digest) -> bool,
     ) -> Result<VerifiedToken<'_>, TokenError> {
         if token.len() > MAX_TOKEN {
             self.stats.failures += 1;
@@ -91,7 +92,7 @@ impl Verifier {
             }
             Found::Miss => {}
         }
-        match self.verify_uncached(token, now, admit) {
+        match self.verify_uncached(token, now, || admit(&d)) {
             Ok((claims, binding)) => {
                 let i = self
                     .cache

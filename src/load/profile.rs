@@ -19,6 +19,7 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     ("million", include_str!("../../profiles/million.toml")),
     ("mra-storm", include_str!("../../profiles/mra-storm.toml")),
     ("stall", include_str!("../../profiles/stall.toml")),
+    ("flood", include_str!("../../profiles/flood.toml")),
 ];
 
 /// How devices reach the registrar.

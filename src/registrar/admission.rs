@@ -11,14 +11,19 @@
 //! - (b) fresh token verifications: a share of each tick's time, charged at the measured cost
 //!   of one verification ([`Admission::admit_verification`]).
 //! - (c) beyond that budget: `503` with a `Retry-After` taken from a calendar that spreads the
-//!   retries at the rate the core verifies ([`Admission::retry_after_s`]), never a `407`.
+//!   retries at the rate the core verifies, never a `407`. The calendar is a queue kept by the
+//!   devices themselves: a shed token's place (its slot) is remembered by the token's digest, and
+//!   when the device comes back with it, it is verified ahead of tokens never seen, so a device
+//!   is sent away once, not again and again by the ones arriving after it.
 //!
 //! The share of time given to (b) follows the core's queueing delay, CoDel-like: the delay is
 //! how late the runtime's probe tick runs (it waits in the same run queue as the connections),
 //! and only the smallest delay seen over an interval counts, so a burst that drains by itself
 //! changes nothing while a standing queue shrinks the share until the queue is gone.
 
+use crate::auth::Digest;
 use crate::mix::splitmix64;
+use std::collections::{HashMap, VecDeque};
 
 /// The policy's constants (defaults suit a registrar core; tests shrink them).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -45,24 +50,27 @@ pub struct AdmissionConfig {
     /// Retry-After bounds for a shed verification (seconds).
     pub retry_min_s: u32,
     pub retry_max_s: u32,
+    /// Places on the calendar remembered at most (each about 40 bytes while it waits).
+    pub max_reservations: usize,
 }
 
 impl Default for AdmissionConfig {
     fn default() -> Self {
         AdmissionConfig {
             tick_us: 10_000,
-            target_us: 50_000,
+            target_us: 100_000,
             interval_us: 200_000,
             share_start: 0.8,
             share_min: 0.4,
             share_max: 0.9,
-            burst_ticks: 10,
+            burst_ticks: 25,
             cost_start_us: 50.0,
-            accepts_start: 64,
+            accepts_start: 128,
             accepts_min: 4,
-            accepts_max: 512,
+            accepts_max: 1024,
             retry_min_s: 1,
             retry_max_s: 120,
+            max_reservations: 1_000_000,
         }
     }
 }
@@ -74,6 +82,8 @@ pub struct AdmissionStats {
     pub verify_admitted: u64,
     /// Fresh verifications answered 503 because the tick's budget was spent.
     pub verify_shed: u64,
+    /// Of the admitted, those that came back to a place kept on the calendar.
+    pub verify_returned: u64,
     /// Connections taken.
     pub connections_admitted: u64,
     /// Times the accept loop was held to the next tick.
@@ -110,6 +120,13 @@ pub struct Admission {
     accept_waited: bool,
     /// The retry calendar: the moment the last shed request was told to come back (µs).
     next_slot_us: u64,
+    /// Places kept on the calendar: token digest (first 8 octets) -> slot (µs), and the same
+    /// in the order given for expiry (slots grow but for a saturated calendar's random ones,
+    /// so the front is the oldest, or close enough: an entry may outlive its grace a little).
+    reserved: HashMap<u64, u64>,
+    reserved_order: VecDeque<(u64, u64)>,
+    /// The Retry-After given to the last shed verification.
+    last_retry_s: u32,
     rng: u64,
     stats: AdmissionStats,
 }
@@ -132,6 +149,9 @@ impl Admission {
             accepts_left: cfg.accepts_start,
             accept_waited: false,
             next_slot_us: 0,
+            reserved: HashMap::new(),
+            reserved_order: VecDeque::new(),
+            last_retry_s: 0,
             rng: seed,
             stats: AdmissionStats::default(),
             cfg,
@@ -168,6 +188,18 @@ impl Admission {
         self.accepts_left = self.accepts_per_tick;
         self.accept_waited = false;
         self.asked = 0;
+        // Places whose device did not come back within a minute past the longest wait are
+        // given up (the device went elsewhere, or gave up).
+        let grace = (u64::from(self.cfg.retry_max_s) + 60) * 1_000_000;
+        while let Some(&(slot, key)) = self.reserved_order.front() {
+            if slot + grace > now_us {
+                break;
+            }
+            self.reserved_order.pop_front();
+            if self.reserved.get(&key) == Some(&slot) {
+                self.reserved.remove(&key);
+            }
+        }
     }
 
     fn end_interval(&mut self) {
@@ -198,21 +230,39 @@ impl Admission {
         }
     }
 
-    /// May a token that is not in the cache be verified now? Charges the measured cost of one
-    /// verification against the tick's budget; false means answer 503 with
-    /// [`Admission::retry_after_s`].
-    pub fn admit_verification(&mut self) -> bool {
+    /// May the token with this digest, not in the cache, be verified now? Charges the measured
+    /// cost of one verification against the tick's budget. A token that was shed before and
+    /// comes back (its place was kept) goes ahead of new ones, as long as the core's debt stays
+    /// within one burst. False means answer 503 with [`Admission::last_retry_after_s`].
+    pub fn admit_verification(&mut self, token: &Digest) -> bool {
         self.asked += 1;
-        if self.credit_us > 0.0 {
+        let key = u64::from_le_bytes([
+            token[0], token[1], token[2], token[3], token[4], token[5], token[6], token[7],
+        ]);
+        let depth = self.cfg.share_max * (self.cfg.tick_us * self.cfg.burst_ticks) as f64;
+        let returned = self.credit_us > -depth && self.reserved.remove(&key).is_some();
+        if returned || self.credit_us > 0.0 {
             self.credit_us -= self.cost_us;
             self.stats.verify_admitted += 1;
+            self.stats.verify_returned += u64::from(returned);
             self.interval_admitted += 1;
-            true
-        } else {
-            self.stats.verify_shed += 1;
-            self.interval_shed += 1;
-            false
+            return true;
         }
+        self.stats.verify_shed += 1;
+        self.interval_shed += 1;
+        let (slot, wait) = self.calendar_place();
+        self.rng = splitmix64(self.rng);
+        let jitter = self.rng % 1_000_000;
+        let c = self.cfg;
+        self.last_retry_s =
+            (((wait + jitter) / 1_000_000) as u32).clamp(c.retry_min_s, c.retry_max_s);
+        if self.reserved.len() < c.max_reservations || self.reserved.contains_key(&key) {
+            // A place given again replaces the old one; the old entry in the order no longer
+            // matches and is skipped at expiry.
+            self.reserved.insert(key, slot);
+            self.reserved_order.push_back((slot, key));
+        }
+        false
     }
 
     /// The runtime measured `n` verifications taking `elapsed_us` in all (with the little
@@ -236,38 +286,48 @@ impl Admission {
         self.share * 1e6 / self.cost_us.max(1.0)
     }
 
-    /// Verifications per second the core gets through at its full share, or what it did get
-    /// through the last time it shed, whichever is more: the pace of the retry calendar. A
-    /// retry that comes back to a core still busy is shed again (cheaply, to a later slot); a
-    /// calendar paced below the core's capacity would leave it idle while devices wait.
+    /// The pace of the retry calendar: the verifications a second the core got through while
+    /// it was shedding (a moving average over intervals), or before it has shed, what its share
+    /// and the measured cost allow. Paced above what the core does, returning devices would be
+    /// sent away again; below it, the core would idle while devices wait.
     pub fn calendar_rate_per_s(&self) -> f64 {
-        let full = self.cfg.share_max * 1e6 / self.cost_us.max(1.0);
-        full.max(self.measured_rate)
+        if self.measured_rate > 0.0 {
+            self.measured_rate
+        } else {
+            self.verify_rate_per_s()
+        }
     }
 
-    /// The Retry-After (seconds) for a fresh verification that was shed: a place on a
-    /// calendar that hands out the core's verification rate, so retries come back spread at
-    /// what the core can take rather than in a wave, jittered within the second.
-    pub fn retry_after_s(&mut self) -> u32 {
+    /// The next place on the calendar: (its time, the wait from now), both µs. The calendar
+    /// hands out the core's verification rate, so retries come back spread at what the core
+    /// can take rather than in a wave; it saturates at the longest wait, beyond which retries
+    /// spread over the last half of the window.
+    fn calendar_place(&mut self) -> (u64, u64) {
         let c = self.cfg;
         let gap = 1e6 / self.calendar_rate_per_s().max(1.0);
         let now = self.now_us;
         let min_us = u64::from(c.retry_min_s) * 1_000_000;
         let max_us = u64::from(c.retry_max_s) * 1_000_000;
         let slot = self.next_slot_us.max(now + min_us);
-        // The calendar saturates at the longest wait; beyond it, retries spread over the last
-        // half of the window.
-        let wait = if slot - now < max_us {
+        if slot - now < max_us {
             self.next_slot_us = slot + gap as u64;
-            slot - now
+            (slot, slot - now)
         } else {
             self.rng = splitmix64(self.rng);
-            max_us / 2 + self.rng % (max_us / 2)
-        };
-        self.rng = splitmix64(self.rng);
-        let jitter = self.rng % 1_000_000;
-        let s = (wait + jitter) / 1_000_000;
-        (s as u32).clamp(c.retry_min_s, c.retry_max_s)
+            let wait = max_us / 2 + self.rng % (max_us / 2);
+            (now + wait, wait)
+        }
+    }
+
+    /// The Retry-After (seconds) given to the last verification shed, jittered within its
+    /// second.
+    pub fn last_retry_after_s(&self) -> u32 {
+        self.last_retry_s
+    }
+
+    /// Places kept on the calendar now.
+    pub fn reservations(&self) -> usize {
+        self.reserved.len()
     }
 
     /// May the accept loop take one more connection in this tick? When false it waits for the

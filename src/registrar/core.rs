@@ -350,13 +350,13 @@ impl Registrar {
         let admission = &mut self.admission;
         let verified = match self
             .verifier
-            .verify_admitted(token, now, || admission.admit_verification())
+            .verify_admitted(token, now, |d| admission.admit_verification(d))
         {
             Ok(v) => v,
             Err(TokenError::Shed) => {
                 // Over this core's verification budget: come back later, at a time the
                 // calendar spreads (never a 407: the token may be good).
-                let after = self.admission.retry_after_s();
+                let after = self.admission.last_retry_after_s();
                 return Err(Answer::new(503, "Overloaded")
                     .with("Retry-After", after.to_string().into_bytes()));
             }
