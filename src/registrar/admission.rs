@@ -63,7 +63,7 @@ impl Default for AdmissionConfig {
             share_start: 0.8,
             share_min: 0.4,
             share_max: 0.9,
-            burst_ticks: 25,
+            burst_ticks: 50,
             cost_start_us: 50.0,
             accepts_start: 128,
             accepts_min: 4,
