@@ -220,8 +220,9 @@ impl Admission {
             // verifications and new connections give way to what is already admitted.
             self.stats.standing_queues += 1;
             self.share = (self.share * 0.85).max(c.share_min);
+            // The credit saved up is kept: it is bounded, and spending it on a storm that came
+            // into an idle core is what it is for.
             self.accepts_per_tick = (self.accepts_per_tick * 3 / 4).max(c.accepts_min);
-            self.credit_us = self.credit_us.min(0.0);
         } else {
             // No queue: give back room, gently (additive), as far as the bounds.
             self.share = (self.share + 0.05).min(c.share_max);
