@@ -275,3 +275,14 @@ fn a_device_sent_away_is_verified_when_it_comes_back_ahead_of_new_ones() {
     );
     assert!(a.reservations() > 0);
 }
+
+#[test]
+fn a_policy_nobody_ticks_admits_everything_and_counts_it() {
+    let mut a = Admission::unlimited();
+    for _ in 0..100_000 {
+        assert!(a.admit_verification(&fresh()));
+    }
+    assert!((0..10_000).all(|_| a.admit_connection()));
+    assert_eq!(a.stats().verify_admitted, 100_000);
+    assert_eq!(a.stats().verify_shed, 0);
+}

@@ -96,6 +96,8 @@ pub struct AdmissionStats {
 #[derive(Clone, Debug)]
 pub struct Admission {
     cfg: AdmissionConfig,
+    /// False for [`Admission::unlimited`]: everything is admitted (a registrar nobody ticks).
+    limited: bool,
     /// The last tick's time (µs); 0 before the first.
     now_us: u64,
     interval_end_us: u64,
@@ -132,8 +134,19 @@ pub struct Admission {
 }
 
 impl Admission {
+    /// Admits every verification and connection, counting them: the policy of a registrar
+    /// driven without a clock (tests, benchmarks, a library user), which would otherwise
+    /// never earn a budget.
+    pub fn unlimited() -> Self {
+        Admission {
+            limited: false,
+            ..Admission::new(AdmissionConfig::default(), 0)
+        }
+    }
+
     pub fn new(cfg: AdmissionConfig, seed: u64) -> Self {
         Admission {
+            limited: true,
             now_us: 0,
             interval_end_us: 0,
             interval_min_us: u64::MAX,
@@ -242,7 +255,7 @@ impl Admission {
         ]);
         let depth = self.cfg.share_max * (self.cfg.tick_us * self.cfg.burst_ticks) as f64;
         let returned = self.credit_us > -depth && self.reserved.remove(&key).is_some();
-        if returned || self.credit_us > 0.0 {
+        if returned || self.credit_us > 0.0 || !self.limited {
             self.credit_us -= self.cost_us;
             self.stats.verify_admitted += 1;
             self.stats.verify_returned += u64::from(returned);
@@ -334,8 +347,8 @@ impl Admission {
     /// May the accept loop take one more connection in this tick? When false it waits for the
     /// next tick: the kernel's backlog holds the connection meanwhile.
     pub fn admit_connection(&mut self) -> bool {
-        if self.accepts_left > 0 {
-            self.accepts_left -= 1;
+        if self.accepts_left > 0 || !self.limited {
+            self.accepts_left = self.accepts_left.saturating_sub(1);
             self.stats.connections_admitted += 1;
             true
         } else {

@@ -150,15 +150,9 @@ impl Registrar {
     ) -> Self {
         let server = format!("regstorm/{}", env!("CARGO_PKG_VERSION")).into_bytes();
         let warn_host = cfg.domain.clone().unwrap_or_else(|| "regstorm".to_string());
-        // A shed device is told to come back within `retry_after_s` at most (the calendar
-        // spreads the retries below it).
-        let admission = Admission::new(
-            AdmissionConfig {
-                retry_max_s: cfg.retry_after_s.max(1),
-                ..AdmissionConfig::default()
-            },
-            crate::mix::GAMMA,
-        );
+        // Without a clock nothing earns a budget: the runtime sets the real policy
+        // ([`Registrar::set_admission`], with [`Registrar::admission_config`]).
+        let admission = Admission::unlimited();
         Registrar {
             cfg,
             verifier,
@@ -197,7 +191,16 @@ impl Registrar {
         &mut self.admission
     }
 
-    /// Replaces the admission policy (tests; a runtime with other constants).
+    /// The admission policy for this configuration: a shed device is told to come back
+    /// within `retry_after_s` at most (the calendar spreads the retries below it).
+    pub fn admission_config(&self) -> AdmissionConfig {
+        AdmissionConfig {
+            retry_max_s: self.cfg.retry_after_s.max(1),
+            ..AdmissionConfig::default()
+        }
+    }
+
+    /// Replaces the admission policy (the runtime's, driven by its probe; tests).
     pub fn set_admission(&mut self, admission: Admission) {
         self.admission = admission;
     }

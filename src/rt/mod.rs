@@ -419,6 +419,11 @@ async fn run_core(
     let mut registrar =
         Registrar::with_bindings(cfg.registrar.clone(), verifier, shared.bindings.clone());
     registrar.set_directory(current.directory.clone());
+    let admission = registrar.admission_config();
+    registrar.set_admission(crate::registrar::Admission::new(
+        admission,
+        crate::mix::splitmix64(index as u64 + 1),
+    ));
     if let Ok(host) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
         registrar.set_host_name(host.trim());
     }
