@@ -40,6 +40,16 @@ pub(super) async fn accept_loop(core: Rc<Core>, li: usize, listener: TcpListener
     let max = core.shared.cfg.limits.max_connections;
     let kind = core.shared.cfg.listeners[li].kind;
     loop {
+        // New connections at a bounded rate per tick: taken before the accept, so that a
+        // flood of handshakes waits in the kernel's backlog instead of starving the
+        // connections already up. A slot taken and then lost to an accept error is a tick's
+        // budget spent on nothing, which is harmless.
+        while !core.registrar.borrow_mut().admission().admit_connection() {
+            if core.stopping.get() {
+                return;
+            }
+            glommio::timer::sleep(ADMIT_WAIT).await;
+        }
         let stream = match listener.accept().await {
             Ok(s) => s,
             Err(e) => {
@@ -51,11 +61,6 @@ pub(super) async fn accept_loop(core: Rc<Core>, li: usize, listener: TcpListener
         };
         if core.stopping.get() {
             return;
-        }
-        // New connections at a bounded rate per tick, so that a flood of handshakes waits in
-        // the kernel's backlog instead of starving the connections already up.
-        while !core.registrar.borrow_mut().admission().admit_connection() {
-            glommio::timer::sleep(ADMIT_WAIT).await;
         }
         let open = &core.shared.open[li];
         if open.fetch_add(1, Ordering::AcqRel) >= max {
