@@ -8,7 +8,6 @@
 #   SANITIZER   address (default) or none: passed to `cargo fuzz -s`. The AddressSanitizer
 #               runtime ships with the stable toolchain (librustc-stable_rt.asan.a), so the
 #               default works without nightly.
-#   SHARED_DIR  where shared/ is (default: ../shared next to the repository).
 #   FUZZ_ARGS   extra libFuzzer flags, e.g. "-max_len=8192".
 #   REGSTORM_FUZZ_SKIP
 #               comma-separated ids of known, not yet fixed findings whose assertion the
@@ -16,14 +15,14 @@
 #
 # There is no nightly toolchain here: RUSTC_BOOTSTRAP=1 lets stable accept the -Z flags that
 # cargo-fuzz passes (sanitizer, sancov). Corpora live in fuzz/corpus/<target> (git-ignored) and
-# are seeded from shared/conformance (RFC 4475, RFC 5118 wire) and the Jabber REGISTER of the
+# are seeded from tests/conformance (RFC 4475, RFC 5118 wire) and the Jabber REGISTER of the
 # seed by fuzz/examples/seed_corpus.rs; crashes land in fuzz/artifacts/<target>.
 set -euo pipefail
 
 secs="${1:-60}"
 shift || true
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-shared="${SHARED_DIR:-$root/../shared}"
+conformance="$root/tests/conformance"
 sanitizer="${SANITIZER:-address}"
 export RUSTC_BOOTSTRAP=1
 
@@ -38,9 +37,9 @@ if [ ${#targets[@]} -eq 0 ]; then
     mapfile -t targets < <(cargo fuzz list)
 fi
 
-echo "== seeding fuzz/corpus from $shared/conformance"
+echo "== seeding fuzz/corpus from $conformance"
 # A plain (uninstrumented) host build: target/debug, apart from cargo-fuzz's target/<triple>.
-cargo run --quiet --example seed_corpus -- "$root/fuzz/corpus" "$shared/conformance"
+cargo run --quiet --example seed_corpus -- "$root/fuzz/corpus" "$conformance"
 
 echo "== building ${targets[*]} (sanitizer: $sanitizer)"
 for t in "${targets[@]}"; do

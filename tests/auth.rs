@@ -1,4 +1,4 @@
-//! Token verification: the JWS vectors in ../shared/conformance/jws, an attack suite (one named
+//! Token verification: the JWS vectors in tests/conformance/jws, an attack suite (one named
 //! test per attack), the verified-token cache under a fake clock, key loading, and the round
 //! trip from `regstorm keys` + `regstorm token` to the verifier.
 
@@ -76,20 +76,12 @@ fn payload(extra: &str) -> String {
 // ---------------------------------------------------------------------------------------------
 // External vectors.
 
+/// The JWS vectors kept in the repository (tests/conformance/jws: RFC 7515 A.2 and A.3,
+/// RFC 7520 §4.1 and §4.3, RFC 8037 A.4, each with a tampered copy; see its README).
 fn jws_dir() -> Option<PathBuf> {
-    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance/jws");
-    if d.is_dir() {
-        return Some(d);
-    }
-    if std::env::var_os("REGSTORM_SKIP_CONFORMANCE").is_some() {
-        eprintln!(
-            "!!! SKIPPED: ../shared/conformance/jws is absent (REGSTORM_SKIP_CONFORMANCE set)"
-        );
-        return None;
-    }
-    panic!(
-        "../shared/conformance/jws not found: set REGSTORM_SKIP_CONFORMANCE=1 to skip knowingly"
-    );
+    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/jws");
+    assert!(d.is_dir(), "{} is missing from the checkout", d.display());
+    Some(d)
 }
 
 #[test]

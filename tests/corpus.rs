@@ -1,5 +1,5 @@
 //! The external conformance corpus: every message of RFC 4475 and RFC 5118 (wire copies) in
-//! ../shared/conformance, checked against its MANIFEST.tsv. Each file has one entry below
+//! tests/conformance (RFC 4475, RFC 5118), checked against its MANIFEST.tsv. Each file has one entry below
 //! stating what regstorm does with it: the fields it reads from a valid message, the exact
 //! parse or framing error of an invalid one, or the condition the registrar answers from
 //! (400, 416, 420, 501, 505 ...). The manifest's category must match the entry's, and a
@@ -13,28 +13,16 @@ use std::path::{Path, PathBuf};
 
 type Check = fn(&[u8]) -> Result<(), String>;
 
-fn conformance_root() -> Option<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance");
-    root.is_dir().then_some(root)
-}
-
-/// Fails loudly when the corpus is missing; `REGSTORM_SKIP_CONFORMANCE=1` turns that into a
-/// printed skip for machines that do not have ../shared.
+/// The RFC 4475 / RFC 5118 corpus kept in the repository (tests/conformance, its README names
+/// the RFC sections and the manifests).
 fn root_or_fail() -> Option<PathBuf> {
-    match conformance_root() {
-        Some(r) => Some(r),
-        None if std::env::var_os("REGSTORM_SKIP_CONFORMANCE").is_some() => {
-            eprintln!(
-                "!!! SKIPPED: ../shared/conformance is absent (REGSTORM_SKIP_CONFORMANCE set)"
-            );
-            None
-        }
-        None => panic!(
-            "../shared/conformance not found next to the crate ({}): the conformance corpus is \
-             required; set REGSTORM_SKIP_CONFORMANCE=1 to skip it knowingly",
-            env!("CARGO_MANIFEST_DIR")
-        ),
-    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance");
+    assert!(
+        root.is_dir(),
+        "{} is missing from the checkout",
+        root.display()
+    );
+    Some(root)
 }
 
 fn ensure(cond: bool, what: impl std::fmt::Display) -> Result<(), String> {

@@ -678,19 +678,12 @@ fn status_line(l: &mut Lab, wire: &[u8]) -> String {
     text.split("\r\n").next().unwrap().to_string()
 }
 
-/// An RFC 4475 message from ../shared/conformance (None, and a note, when it is absent: the
-/// corpus test in tests/corpus.rs is the one that insists on it).
+/// An RFC 4475 message from tests/conformance/rfc4475.
 fn rfc4475(file: &str) -> Option<Vec<u8>> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/conformance/rfc4475")
+        .join("tests/conformance/rfc4475")
         .join(file);
-    match std::fs::read(&path) {
-        Ok(b) => Some(b),
-        Err(e) => {
-            eprintln!("!!! {}: {e}; skipped", path.display());
-            None
-        }
-    }
+    Some(std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
 }
 
 const METHODS: &[&str] = &[
