@@ -157,7 +157,7 @@ for run in $RUNS; do
         # takes is still measured (the report gives both).
         load mra mra-storm "$mra_port" --devices "$devices" --duration 120
         stop_server
-        report mra "{\"cpu_limit_s\": $limit_s, \"ramp_s\": 30}"
+        report mra "{\"cpu_limit_s\": $limit_s, \"ramp_s\": 30, \"devices\": $devices}"
         ;;
     onprem)
         start_server onprem

@@ -53,6 +53,15 @@ print(f"- engine: schedule lag max {load['lag_ms_max']} ms over the run, {max(af
 if during:
     srt = sorted(during)
     print(f"- offered per second during the ramp: min {srt[0]}, median {srt[len(srt)//2]}, max {srt[-1]}")
+    # The profile's own schedule is offered minus retries (503s, timeouts, lost connections);
+    # whole ramp seconds only (the last may be cut short by the ramp's end).
+    sched = sorted(row["offered"] - row.get("retries", 0) for row in tl if row["t"] < int(ramp))
+    if sched and "devices" in extra:
+        want = extra["devices"] / ramp
+        print(f"- the profile's schedule during the ramp (offered less retries): min {sched[0]}, "
+              f"median {sched[len(sched)//2]}, max {sched[-1]} per second, against {want:.0f} "
+              f"the profile asks for (worst second {max(abs(x - want) for x in sched) / want * 100:.1f} % off); "
+              f"retries {sum(row.get('retries', 0) for row in tl)} in the run")
 print(f"- registrar: CPU {proc['cpu_s']} s, RSS {proc['rss_kb_before']} kB before, {proc['rss_kb_after']} kB after; "
       f"admission: verify admitted {metric('regstorm_admission_total', outcome='admitted', **{'class': 'verify'})}, "
       f"shed {metric('regstorm_admission_total', outcome='shed', **{'class': 'verify'})}; "

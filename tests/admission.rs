@@ -65,10 +65,18 @@ fn the_budget_per_tick_follows_the_measured_cost() {
     assert!((300..=345).contains(&n), "{n}");
     let rate = a.verify_rate_per_s();
     assert!((30_000.0..34_000.0).contains(&rate), "{rate}");
-    // A tick that comes late earns its real length (bounded by the burst depth).
-    a.on_tick(now + 3 * TICK, 0);
+    // A tick that comes late while tokens wait (the core was busy, or descheduled) earns
+    // two ticks at most, not its whole lateness: no burst that makes the next tick later.
+    let now = now + 30 * TICK;
+    a.on_tick(now, 0);
     let n = drain(&mut a);
-    assert!((900..=1000).contains(&n), "{n}");
+    assert!((600..=680).contains(&n), "{n}");
+    // After a tick with nothing asked, lateness is idle time and is saved up: one tick's
+    // 8 ms, then the 24 ms of three more, about 1,280 verifications at ~25 µs.
+    a.on_tick(now + TICK, 0);
+    a.on_tick(now + 4 * TICK, 0);
+    let n = drain(&mut a);
+    assert!((1_200..=1_360).contains(&n), "{n}");
     // Samples err high (a read's other work is charged too): a higher one moves the estimate
     // a little, a sustained higher cost (a slower key type) moves it all the way.
     a.observe_cost(100, 1);
@@ -76,8 +84,8 @@ fn the_budget_per_tick_follows_the_measured_cost() {
     for _ in 0..400 {
         a.observe_cost(100, 1);
     }
-    let rate = a.verify_rate_per_s();
-    assert!((7_500.0..8_500.0).contains(&rate), "{rate}");
+    let cost_us = a.share() * 1e6 / a.verify_rate_per_s();
+    assert!((94.0..106.0).contains(&cost_us), "{cost_us}");
 }
 
 #[test]
@@ -267,11 +275,12 @@ fn a_device_sent_away_is_verified_when_it_comes_back_ahead_of_new_ones() {
     for d in &waiting[100..] {
         a.admit_verification(d);
     }
-    // One burst of debt is 0.9 x 500 ms at 50 µs: about 9,000 verifications.
+    // The debt allowed is the queueing target's worth, 0.9 x 100 ms at 50 µs: about 1,800
+    // verifications (with the tick's own budget).
     let returned = a.stats().verify_returned;
     assert!(
-        (7_000..10_000).contains(&returned),
-        "{returned}: bounded by one burst of debt"
+        (1_500..2_400).contains(&returned),
+        "{returned}: bounded by the target's worth of debt"
     );
     assert!(a.reservations() > 0);
 }

@@ -115,7 +115,7 @@ fn bench_ci_profile_end_to_end() {
         load["mint_cpu_s"].as_f64().unwrap() >= load["tokens_before_run_cpu_s"].as_f64().unwrap()
     );
     for row in timeline {
-        for key in ["status_503", "failures", "registered", "lag_ms"] {
+        for key in ["status_503", "retries", "failures", "registered", "lag_ms"] {
             assert!(row[key].is_u64(), "timeline {key}: {row}");
         }
     }

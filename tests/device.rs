@@ -108,7 +108,8 @@ fn jabber_flow_challenge_then_token_then_200() {
         Request {
             cseq: 1,
             with_token: false,
-            intended_us: 1_000
+            intended_us: 1_000,
+            retry: false,
         }
     );
     assert!(d.in_flight());
@@ -250,7 +251,15 @@ fn retry_after_is_honoured_and_403_without_it_parks() {
         )
         .unwrap();
         assert_eq!(d.poll(t + 108_000), Want::Wait { at: t + 143_000 });
-        assert!(matches!(d.poll(t + 143_000), Want::Send(_)));
+        // The REGISTER after the wait is a retry (the timeline counts it apart from the
+        // profile's schedule); the one after its 200 is not.
+        let again = send(d.poll(t + 143_000));
+        assert!(again.retry);
+        d.answered(t + 143_010, &status(200)).unwrap();
+        let Want::Wait { at } = d.poll(t + 143_010) else {
+            panic!("a registered device waits for its next turn");
+        };
+        assert!(!send(d.poll(at)).retry);
     }
     let mut d = D::new(timing(), 0, 1);
     let t = register(&mut d, 0);

@@ -65,6 +65,9 @@ pub struct Request {
     pub with_token: bool,
     /// When it should have gone out (µs): latency counts from here.
     pub intended_us: u64,
+    /// Sent again because the last attempt failed (a 503 or 403 with Retry-After, another
+    /// refusal, a timeout, a lost connection): not part of the profile's own schedule.
+    pub retry: bool,
 }
 
 /// What the device wants from the engine now.
@@ -126,6 +129,8 @@ pub struct Device {
     use_token: bool,
     /// Consecutive connection losses, for the backoff.
     losses: u32,
+    /// The last attempt failed: the next REGISTER is a retry (see [`Request::retry`]).
+    retrying: bool,
     rng: u64,
 }
 
@@ -148,6 +153,7 @@ impl Device {
             token_us: None,
             use_token: !timing.challenge_first,
             losses: 0,
+            retrying: false,
             rng: seed ^ crate::mix::GAMMA,
         }
     }
@@ -194,6 +200,7 @@ impl Device {
                 }
                 self.state = State::Ready;
                 self.next_us = now_us + self.backoff();
+                self.retrying = true;
                 Want::TimedOut {
                     latency_us: now_us.saturating_sub(self.reference(intended_us, sent_us)),
                 }
@@ -213,6 +220,7 @@ impl Device {
                     cseq: self.cseq,
                     with_token: self.use_token,
                     intended_us,
+                    retry: self.retrying,
                 })
             }
         }
@@ -302,6 +310,7 @@ impl Device {
         };
         if self.state != State::Parked {
             self.state = State::Disconnected;
+            self.retrying = true;
             self.losses = self.losses.saturating_add(1);
             self.next_us = now_us + self.backoff();
         }
@@ -333,6 +342,7 @@ impl Device {
             }
             (200..=299, _) => {
                 self.losses = 0;
+                self.retrying = false;
                 let granted_us = a.expires_s.map_or(u64::MAX, |e| u64::from(e) * 900_000);
                 self.next_us = now_us + self.timing.reregister_ms.min(granted_us);
             }
@@ -345,11 +355,15 @@ impl Device {
                     0
                 };
                 self.next_us = now_us + wait + jitter;
+                self.retrying = true;
             }
             (403, None) => self.state = State::Parked,
             // Anything else (423, 500, a 503 without Retry-After, ...): try again on the
             // normal schedule, never faster than once a second.
-            _ => self.next_us = now_us + self.timing.reregister_ms.max(1_000_000),
+            _ => {
+                self.next_us = now_us + self.timing.reregister_ms.max(1_000_000);
+                self.retrying = true;
+            }
         }
         Some(done)
     }

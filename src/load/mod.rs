@@ -4,6 +4,7 @@
 pub mod device;
 pub mod engine;
 pub mod jabber;
+pub mod outbox;
 pub mod plots;
 pub mod profile;
 pub mod results;

@@ -108,6 +108,9 @@ pub struct TimelineRow {
     pub p99_us: u64,
     /// 503 answers (also in `completed`).
     pub status_503: u64,
+    /// Of `offered`, REGISTERs sent again after a failed attempt (a 503, a timeout, a lost
+    /// connection); `offered - retries` is the profile's own schedule.
+    pub retries: u64,
     /// Transport failures (REGISTERs lost with their connection, failed connects) and
     /// timeouts.
     pub failures: u64,
@@ -252,6 +255,7 @@ impl Summary {
                     s.latency.value_at_quantile(0.99)
                 },
                 status_503: s.rejected,
+                retries: s.retries,
                 failures: s.failures,
                 registered: registered[t],
                 lag_ms: s.lag_ms,

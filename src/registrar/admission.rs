@@ -186,10 +186,21 @@ impl Admission {
         };
         self.now_us = now_us;
         self.delay_us = delay_us;
-        // Time that passed is time the core could have verified in, up to the burst bound.
+        // Time that passed is time the core could have verified in. An idle core saves it
+        // up to the burst bound; a core with verifications waiting saves at most two ticks'
+        // worth: a probe that ran late because the core was busy (or descheduled, on shared
+        // cores) MUST NOT hand out its whole lateness as new credit, or the next ticks spend it
+        // in one long burst, the probe runs later still, and the delay feeds itself.
         let depth = self.share * (self.cfg.tick_us * self.cfg.burst_ticks) as f64;
-        let earned = self.share * elapsed.min(self.cfg.tick_us * self.cfg.burst_ticks) as f64;
-        self.credit_us = (self.credit_us + earned).min(depth);
+        let cap = if self.asked > 0 {
+            self.share * (2 * self.cfg.tick_us) as f64
+        } else {
+            depth
+        };
+        if self.credit_us < cap {
+            let earned = self.share * elapsed.min(self.cfg.tick_us * self.cfg.burst_ticks) as f64;
+            self.credit_us = (self.credit_us + earned).min(cap);
+        }
         self.interval_min_us = self.interval_min_us.min(delay_us);
         if self.interval_end_us == 0 {
             self.interval_end_us = now_us + self.cfg.interval_us;
@@ -247,14 +258,17 @@ impl Admission {
     /// May the token with this digest, not in the cache, be verified now? Charges the measured
     /// cost of one verification against the tick's budget. A token that was shed before and
     /// comes back (its place was kept) goes ahead of new ones, as long as the core's debt stays
-    /// within one burst. False means answer 503 with [`Admission::last_retry_after_s`].
+    /// within the queueing target. False means answer 503 with [`Admission::last_retry_after_s`].
     pub fn admit_verification(&mut self, token: &Digest) -> bool {
         self.asked += 1;
         let key = u64::from_le_bytes([
             token[0], token[1], token[2], token[3], token[4], token[5], token[6], token[7],
         ]);
-        let depth = self.cfg.share_max * (self.cfg.tick_us * self.cfg.burst_ticks) as f64;
-        let returned = self.credit_us > -depth && self.reserved.remove(&key).is_some();
+        // Returning devices may put the core in debt by at most the queueing target's worth
+        // of verification: a deeper debt is paid as a standing queue in front of every
+        // connection on the core (a burst of debt was measured as 300 to 500 ms of delay).
+        let debt = self.cfg.share_max * self.cfg.target_us as f64;
+        let returned = self.credit_us > -debt && self.reserved.remove(&key).is_some();
         if returned || self.credit_us > 0.0 || !self.limited {
             self.credit_us -= self.cost_us;
             self.stats.verify_admitted += 1;
