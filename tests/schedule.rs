@@ -1,7 +1,7 @@
 //! Device identities, ramp start times and the open-loop schedule, with a fake clock.
 
 use regstorm::load::profile::Profile;
-use regstorm::load::schedule::{branch, devices, start_us, Identity, OpenLoop, Turn};
+use regstorm::load::schedule::{branch, devices, start_us, Identity, OpenLoop, RampOrder, Turn};
 use std::collections::HashSet;
 
 #[test]
@@ -52,6 +52,34 @@ fn devices_start_spread_over_the_ramp() {
     let p = Profile::find("ci").unwrap();
     let ds = devices(&p, 0);
     assert_eq!(ds.len() as u64, p.devices);
+}
+
+#[test]
+fn the_ramp_order_is_a_permutation_that_spreads_every_connection_over_the_ramp() {
+    for n in [1u64, 2, 3, 10, 200, 1000, 9000, 100_003, 1_000_000] {
+        let order = RampOrder::new(n);
+        let mut seen = vec![false; n as usize];
+        for i in 0..n {
+            let place = order.place(i) as usize;
+            assert!(!seen[place], "n={n}: place {place} given twice");
+            seen[place] = true;
+        }
+    }
+    // 1,000,000 devices over 100 connections (10,000 consecutive numbers each, as the engine
+    // gives them out): each connection's devices arrive all over the ramp, every tenth of it
+    // holding about a tenth of them, not in one burst after another.
+    let (n, per_link) = (1_000_000u64, 10_000u64);
+    let order = RampOrder::new(n);
+    for link in [0, 37, 99] {
+        let mut tenths = [0u64; 10];
+        for i in link * per_link..(link + 1) * per_link {
+            tenths[(order.place(i) * 10 / n) as usize] += 1;
+        }
+        assert!(
+            tenths.iter().all(|&c| (900..=1100).contains(&c)),
+            "connection {link}: {tenths:?}"
+        );
+    }
 }
 
 #[test]

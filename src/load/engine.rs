@@ -7,7 +7,7 @@ use super::device::{Answer, Device, Want};
 use super::jabber::{cisco_body, Register};
 use super::outbox::Outbox;
 use super::profile::{Body, Profile};
-use super::schedule::{branch, start_us, Identity, OpenLoop, Turn};
+use super::schedule::{branch, start_us, Identity, OpenLoop, RampOrder, Turn};
 use super::tokens::{device_claims, Minted, Signature, TokenBank};
 use crate::auth::Signer;
 use crate::sip::{self, Frame, Framer, HeaderName, StartLine, EMPTY_HEADER};
@@ -595,6 +595,7 @@ impl Engine {
         self.run_start_us = run_start_us;
         let timing = self.profile.timing();
         self.due.clear();
+        let order = RampOrder::new(self.profile.devices);
         for i in 0..self.devices.len() {
             let d = &mut self.devices[i];
             let number = d.number;
@@ -602,7 +603,7 @@ impl Engine {
                 run_start_us,
                 self.profile.ramp_s,
                 self.profile.devices,
-                number,
+                order.place(number),
             );
             d.device = Device::new(
                 timing,

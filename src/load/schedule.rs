@@ -86,7 +86,46 @@ impl std::fmt::Display for Branch {
     }
 }
 
-/// When device `index` of `devices` starts (µs): spread evenly over the ramp.
+/// The order in which a fleet arrives over the ramp: a fixed permutation of the device
+/// numbers (n -> n x stride mod devices, the stride coprime with the count and near its golden
+/// section), so that every contiguous range of numbers, which is one connection's devices or
+/// one engine core's, is spread over the whole ramp. A fleet behind 100 Expressway-C
+/// connections arrives over all of them at once; in number order, each connection's devices
+/// came in one burst after another, and each engine core's in its own half of the ramp.
+#[derive(Clone, Copy, Debug)]
+pub struct RampOrder {
+    devices: u64,
+    stride: u64,
+}
+
+impl RampOrder {
+    pub fn new(devices: u64) -> Self {
+        let mut stride = ((devices as f64 * 0.618_033_988_75) as u64).max(1);
+        while gcd(stride, devices.max(1)) != 1 {
+            stride += 1;
+        }
+        RampOrder { devices, stride }
+    }
+
+    /// Device `number`'s place in the ramp (0 first, `devices - 1` last).
+    pub fn place(&self, number: u64) -> u64 {
+        if self.devices <= 1 {
+            return 0;
+        }
+        (u128::from(number % self.devices) * u128::from(self.stride) % u128::from(self.devices))
+            as u64
+    }
+}
+
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+/// When the device at `index` of `devices` in the ramp's order starts (µs): spread evenly
+/// over the ramp (see [`RampOrder`] for which device that is).
 pub fn start_us(run_start_us: u64, ramp_s: u64, devices: u64, index: u64) -> u64 {
     if devices <= 1 {
         return run_start_us;
@@ -185,11 +224,12 @@ impl OpenLoop {
 
 /// Devices for a profile, each starting at its place in the ramp.
 pub fn devices(p: &Profile, run_start_us: u64) -> Vec<Device> {
+    let order = RampOrder::new(p.devices);
     (0..p.devices)
         .map(|i| {
             Device::new(
                 p.timing(),
-                start_us(run_start_us, p.ramp_s, p.devices, i),
+                start_us(run_start_us, p.ramp_s, p.devices, order.place(i)),
                 splitmix(p.seed ^ i),
             )
         })

@@ -462,8 +462,23 @@ async fn run_core(
         } else {
             match TcpListener::bind(addr) {
                 Ok(s) => {
-                    bound.push(s.local_addr().unwrap_or(*addr));
+                    let at = s.local_addr().unwrap_or(*addr);
+                    bound.push(at);
                     tcp.push((li, s));
+                    // More sockets in the port's SO_REUSEPORT group, so that a fleet
+                    // connecting at once waits in the kernel's accept queues instead of
+                    // overflowing them (each overflow is a SYN retransmitted a second later:
+                    // 5,790 of 9,000 devices in an on-premises storm). glommio 0.9 listens
+                    // with a backlog of 1,024 and offers no safe way to change it.
+                    for _ in 1..listen_sockets(shared.cfg.limits.max_connections, shared.cores) {
+                        match TcpListener::bind(at) {
+                            Ok(s) => tcp.push((li, s)),
+                            Err(e) => {
+                                let _ = ready.send(Err(what(&e)));
+                                return;
+                            }
+                        }
+                    }
                 }
                 Err(e) => {
                     let _ = ready.send(Err(what(&e)));
@@ -595,6 +610,13 @@ async fn probe(core: Rc<Core>) {
         wait = Duration::from_micros(a.next_tick_in_us());
         core.metrics().set_queue_delay_us(a.delay_us());
     }
+}
+
+/// Listening sockets per core for a stream listener: enough that the accept queues of all
+/// cores (1,024 each, glommio's fixed backlog) hold `max_connections` arriving at once, at
+/// most 16 a core.
+fn listen_sockets(max_connections: usize, cores: usize) -> usize {
+    max_connections.div_ceil(1024 * cores.max(1)).clamp(1, 16)
 }
 
 /// What `serve --check` does: every file the configuration names is read and used as start-up
