@@ -102,6 +102,10 @@ if "peak" in extra:
     print(f"- goodput (answers other than 503 a second, seconds 1 to {ramp - 1} of the arrivals): {good:.0f}/s")
     last503 = max([x["t"] for x in tl if x.get("status_503", 0) > 0], default=None)
     print(f"- last second with a 503: {last503} (arrivals end at {ramp} s)")
+    after = [x for x in tl if ramp <= x["t"] < ramp + 10]
+    print("- after the arrivals end (t, answered 200, 503, p99 ms): " + ", ".join(
+        f"({x['t']}, {x['completed'] - x.get('status_503', 0)}, {x.get('status_503', 0)}, {x['p99_us'] / 1000:.0f})"
+        for x in after))
     if extra["peak"] and extra["peak"] != folder:
         p = json.load(open(os.path.join(extra["peak"], "summary.json")))
         prow = [x for x in p["timeline"] if 1 <= x["t"] < ramp]
