@@ -511,3 +511,43 @@ fn a_head_beyond_max_message_bytes_gets_400_and_a_close() {
         "{text}"
     );
 }
+
+/// Issue 11's rule (a), small and deterministic: a core whose verification budget is spent
+/// (a storm) still completes a new connection's TLS handshake and answers a cached token from
+/// the cache; only the fresh token waits, with a 503 and Retry-After, never a 407; the
+/// connection stays open throughout.
+#[test]
+fn a_busy_core_still_finishes_a_handshake_and_answers_cached_tokens() {
+    use regstorm::registrar::{Admission, AdmissionConfig};
+    let l = lab();
+    // The device's token verified once, while the core had budget (another connection).
+    let cached = token(&l);
+    let mut first = Pair::new(&l);
+    first.pump(usize::MAX).unwrap();
+    first.send(&jabber(Some(&cached), 1), usize::MAX).unwrap();
+    assert_eq!(first.statuses(), [200]);
+    // The storm: the same registrar core, no verification budget left.
+    let mut p = Pair::new(&l);
+    p.registrar = first.registrar;
+    let spent = AdmissionConfig {
+        share_start: 0.0,
+        ..AdmissionConfig::default()
+    };
+    p.registrar.set_admission(Admission::new(spent, 3));
+    p.pump(usize::MAX).unwrap();
+    assert!(!p.client.is_handshaking(), "the handshake completes");
+    let fresh = l.signer.mint(&TokenClaims {
+        sub: "1010",
+        exp: NOW_MS / 1000 + 3600,
+        iat: NOW_MS / 1000 + 1,
+        dev: Some("CSFrado"),
+        ..TokenClaims::default()
+    });
+    p.send(&jabber(Some(&cached), 2), usize::MAX).unwrap();
+    p.send(&jabber(Some(&fresh), 3), usize::MAX).unwrap();
+    assert_eq!(p.statuses(), [200, 503]);
+    let text = String::from_utf8_lossy(&p.received);
+    assert!(text.contains("\r\nRetry-After: "), "{text}");
+    assert_eq!(p.registrar.admission().stats().verify_shed, 1);
+    assert_eq!(p.registrar.verifier().stats().verifications, 1);
+}
