@@ -296,7 +296,7 @@ fn judge(f: Figure, baseline: &[Run], current: &[Run], t: &Thresholds) -> Row {
 pub fn ratio(baseline: f64, current: f64) -> f64 {
     match (baseline, current) {
         (b, c) if b == c => 1.0,
-        (b, _) if b == 0.0 => f64::INFINITY,
+        (0.0, _) => f64::INFINITY,
         (b, c) if b.is_infinite() && c.is_finite() => 0.0,
         (b, c) => c / b,
     }
@@ -307,10 +307,9 @@ pub fn median(values: &[f64]) -> f64 {
     let mut v = values.to_vec();
     v.sort_by(f64::total_cmp);
     let n = v.len();
-    if n % 2 == 1 {
+    // Equal middle values are taken as they are: two infinities stay infinite.
+    if n % 2 == 1 || v[n / 2 - 1] == v[n / 2] {
         v[n / 2]
-    } else if v[n / 2 - 1] == v[n / 2] {
-        v[n / 2] // two infinities stay infinite without an inf - inf along the way
     } else {
         (v[n / 2 - 1] + v[n / 2]) / 2.0
     }
@@ -388,7 +387,12 @@ mod tests {
             (Figure::LatencyP99Us, 800.0),
             (Figure::Errors, 0.0),
         ]);
-        let d = decide(std::slice::from_ref(&a), &[a.clone()], &limits()).unwrap();
+        let d = decide(
+            std::slice::from_ref(&a),
+            std::slice::from_ref(&a),
+            &limits(),
+        )
+        .unwrap();
         assert!(d.holds());
         assert_eq!(row(&d, Figure::CompletedPerS).verdict, Verdict::Holds);
         assert_eq!(row(&d, Figure::Errors).verdict, Verdict::Holds);
@@ -400,7 +404,7 @@ mod tests {
     fn a_drop_beyond_the_limit_regresses_and_within_it_holds() {
         let a = run(&[(Figure::CompletedPerS, 1000.0), (Figure::Errors, 0.0)]);
         let b = run(&[(Figure::CompletedPerS, 800.0), (Figure::Errors, 0.0)]);
-        let d = decide(&[a.clone()], &[b], &limits()).unwrap();
+        let d = decide(std::slice::from_ref(&a), &[b], &limits()).unwrap();
         let r = row(&d, Figure::CompletedPerS);
         assert_eq!(r.verdict, Verdict::Regressed);
         assert_eq!(r.reason, "dropped 20.0 % (limit 5 %)");
@@ -426,7 +430,7 @@ mod tests {
         let a = run(&[(Figure::LatencyP99Us, 1000.0)]);
         let up = run(&[(Figure::LatencyP99Us, 1300.0)]);
         let down = run(&[(Figure::LatencyP99Us, 700.0)]);
-        let d = decide(&[a.clone()], &[up], &limits()).unwrap();
+        let d = decide(std::slice::from_ref(&a), &[up], &limits()).unwrap();
         assert_eq!(
             row(&d, Figure::LatencyP99Us).reason,
             "rose 30.0 % (limit 20 %)"

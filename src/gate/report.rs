@@ -311,7 +311,8 @@ mod tests {
             &[(Figure::CompletedPerS, 800.0), (Figure::Errors, 2.0)],
         );
         let t = Thresholds::shipped();
-        let d = crate::gate::decide(&[a.clone()], &[b.clone()], &t).unwrap();
+        let d =
+            crate::gate::decide(std::slice::from_ref(&a), std::slice::from_ref(&b), &t).unwrap();
         let p = Provenance {
             baseline: &[a],
             current: &[b],
