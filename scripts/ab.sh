@@ -41,7 +41,7 @@ PROFILE=${PROFILE:-ci}
 OUT=${OUT:-target/ab/$(date -u +%Y%m%dT%H%M%SZ)}
 GATE_CONFIG=${GATE_CONFIG:-}
 [[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || fail "ROUNDS=$ROUNDS: a positive count"
-command="ROUNDS=$ROUNDS PROFILE=$PROFILE${GATE_CONFIG:+ GATE_CONFIG=$GATE_CONFIG} scripts/ab.sh $REV${FLAGS[*]:+ -- ${FLAGS[*]}}"
+command="OUT=$OUT ROUNDS=$ROUNDS PROFILE=$PROFILE${GATE_CONFIG:+ GATE_CONFIG=$GATE_CONFIG} scripts/ab.sh $REV${FLAGS[*]:+ -- ${FLAGS[*]}}"
 
 base_sha=$(git rev-parse --verify --quiet "$REV^{commit}") || fail "$REV: not a commit"
 head_sha=$(git rev-parse HEAD)

@@ -14,7 +14,7 @@
 # (the least a parser can do) and one SHA-256 of the token (what a cache hit cannot avoid).
 # Counts depend on the compiler, the dependencies' versions and the CPU features valgrind
 # reports, not on load: the same machine kind and toolchain give the same figures (within
-# 0.2 % in the recorded runs; README "Gating your CI"), which is what lets 2 % gate.
+# 0.07 % in results/gate-20261203/), which is what lets 2 % gate.
 #
 # Installs what it needs when missing: valgrind (apt-get) and gungraun-runner at the version of
 # the gungraun crate in Cargo.lock (cargo install --locked).
