@@ -247,7 +247,9 @@ fn judge(f: Figure, baseline: &[Run], current: &[Run], t: &Thresholds) -> Row {
                 Better::Higher => "dropped",
             };
             if beyond_worse {
-                let by = if change.ratio.is_infinite() {
+                let by = if change.ratio.is_infinite() && cur.iter().any(|c| c.is_infinite()) {
+                    "to never".to_string()
+                } else if change.ratio.is_infinite() {
                     "from 0".to_string()
                 } else {
                     format!("{:.1} %", (change.ratio - 1.0).abs() * 100.0)
@@ -461,6 +463,23 @@ mod tests {
         assert_eq!(r.verdict, Verdict::Regressed);
         assert_eq!(r.reason, "rose from 0 (limit 10 %)");
         assert_eq!(r.change.unwrap().show(), "new");
+        // A storm that registered everyone once, and never now.
+        let t = Thresholds::with_limits(&[(
+            Figure::TimeToAllRegisteredS,
+            Limit {
+                max_worse_pct: Some(20.0),
+                ..Limit::default()
+            },
+        )]);
+        let a = run(&[(Figure::TimeToAllRegisteredS, 3.2)]);
+        let b = run(&[(Figure::TimeToAllRegisteredS, f64::INFINITY)]);
+        let d = decide(&[a], &[b], &t).unwrap();
+        let r = row(&d, Figure::TimeToAllRegisteredS);
+        assert_eq!(r.reason, "rose to never (limit 20 %)");
+        assert_eq!(
+            r.current.map(|v| Figure::TimeToAllRegisteredS.show(v)),
+            Some("never".into())
+        );
     }
 
     #[test]
