@@ -40,6 +40,8 @@ pub enum Command {
     Bench(BenchArgs),
     /// The load engine against any registrar.
     Load(LoadArgs),
+    /// Compare runs and decide: exit 0 holds, 1 a figure regressed, 2 bad input.
+    Gate(GateArgs),
 }
 
 /// Flags named after profile keys; they override the profile.
@@ -137,6 +139,27 @@ pub struct LoadArgs {
     /// The name to verify in the registrar's certificate (default: the target's address).
     #[arg(long)]
     pub server_name: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct GateArgs {
+    /// The baseline: summary.json files or results folders (a folder of results folders counts
+    /// as its runs). Several: paired rounds, in order, as many as --current. None: only the
+    /// absolute limits are checked.
+    #[arg(long, num_args = 1..)]
+    pub baseline: Vec<PathBuf>,
+    /// The run(s) to judge, as --baseline.
+    #[arg(long, num_args = 1.., required = true)]
+    pub current: Vec<PathBuf>,
+    /// Thresholds (TOML); default: the shipped profiles/gate.toml.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Also write JUnit XML here (one test case per figure).
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+    /// Also write a Markdown report here (for a pull-request comment).
+    #[arg(long)]
+    pub markdown: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -240,6 +263,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Keys(a) => Ok(keys(a)?),
         Command::Token(a) => Ok(token(a)?),
         Command::Serve(a) => serve(a),
+        Command::Gate(a) => gate(a),
         Command::Bench(a) => crate::run::bench(a.run.run_args("quick"), a.registrar_cores),
         Command::Load(a) => {
             let Some(_) = a.run.profile.as_ref() else {
@@ -282,6 +306,89 @@ fn serve(a: ServeArgs) -> Result<(), Failure> {
     crate::rt::serve(cfg).map_err(|e| match e {
         crate::rt::StartError::Config(e) => Failure::from(UsageError(e.to_string())),
         crate::rt::StartError::Runtime(message) => Failure { message, status: 1 },
+    })
+}
+
+/// The summary.json files `path` stands for: itself (a file), its summary.json (a results
+/// folder), or its results folders' in name order (a folder of them, as `scripts/ab.sh` leaves).
+fn summaries(path: &std::path::Path) -> Result<Vec<PathBuf>, UsageError> {
+    let shown = path.display();
+    let meta =
+        std::fs::metadata(path).map_err(|e| UsageError(format!("{shown}: cannot read: {e}")))?;
+    if !meta.is_dir() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let own = path.join("summary.json");
+    if own.is_file() {
+        return Ok(vec![own]);
+    }
+    let mut found: Vec<PathBuf> = std::fs::read_dir(path)
+        .map_err(|e| UsageError(format!("{shown}: cannot read: {e}")))?
+        .filter_map(|e| e.ok().map(|e| e.path().join("summary.json")))
+        .filter(|p| p.is_file())
+        .collect();
+    found.sort();
+    if found.is_empty() {
+        return Err(UsageError(format!(
+            "{shown}: no summary.json in it nor in the folders in it"
+        )));
+    }
+    Ok(found)
+}
+
+fn read_runs(paths: &[PathBuf]) -> Result<Vec<crate::gate::Run>, UsageError> {
+    let mut runs = Vec::new();
+    for p in paths {
+        for file in summaries(p)? {
+            let shown = file.display().to_string();
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| UsageError(format!("{shown}: cannot read: {e}")))?;
+            let run = crate::gate::Run::from_summary_json(&shown, &text)
+                .map_err(|e| UsageError(e.to_string()))?;
+            runs.push(run);
+        }
+    }
+    Ok(runs)
+}
+
+fn gate(a: GateArgs) -> Result<(), Failure> {
+    use crate::gate::{report, Thresholds};
+    let thresholds = match &a.config {
+        None => Thresholds::shipped(),
+        Some(path) => {
+            let file = path.display().to_string();
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| UsageError(format!("{file}: cannot read: {e}")))?;
+            Thresholds::parse(&text, &file).map_err(|e| UsageError(e.to_string()))?
+        }
+    };
+    let baseline = read_runs(&a.baseline)?;
+    let current = read_runs(&a.current)?;
+    let decision = crate::gate::decide(&baseline, &current, &thresholds)
+        .map_err(|e| UsageError(format!("--baseline, --current: {e}")))?;
+    let provenance = report::Provenance {
+        baseline: &baseline,
+        current: &current,
+        thresholds: &thresholds.file,
+    };
+    print!("{}", report::text(&decision, &provenance));
+    let write = |path: &PathBuf, text: String| {
+        std::fs::write(path, text)
+            .map_err(|e| UsageError(format!("{}: cannot write: {e}", path.display())))
+    };
+    if let Some(path) = &a.junit {
+        write(path, report::junit(&decision, &provenance))?;
+    }
+    if let Some(path) = &a.markdown {
+        write(path, report::markdown(&decision, &provenance))?;
+    }
+    if decision.holds() {
+        return Ok(());
+    }
+    let names: Vec<&str> = decision.regressed().map(|r| r.figure.name()).collect();
+    Err(Failure {
+        message: format!("regression: {}", names.join(", ")),
+        status: 1,
     })
 }
 

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod gate;
 pub mod lab;
 pub mod load;
 pub mod mix;

@@ -11,6 +11,8 @@ fn every_shipped_profile_loads_and_matches_its_file() {
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|x| x == "toml"))
         .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+        // gate.toml holds the thresholds of `regstorm gate`, not a load profile.
+        .filter(|name| name != "gate")
         .collect();
     names.sort();
     let mut embedded: Vec<String> = EMBEDDED.iter().map(|(n, _)| n.to_string()).collect();

@@ -36,6 +36,8 @@ pub struct Pipeline {
     pub out: Vec<u8>,
     /// Requests handled: picks the next of `wires`.
     i: usize,
+    /// Other devices in the table.
+    others: u32,
     /// Requests framed by [`Pipeline::frame`] (its own count, so that framing alone never
     /// makes the next `register` repeat the Call-ID and CSeq of the last one: a 500).
     framed: usize,
@@ -46,7 +48,18 @@ impl Pipeline {
     /// (so its token is cached); then checks that one pass answers 200.
     pub fn new() -> Self {
         let signer = Signer::from_pkcs8(&generate_pkcs8(Alg::EdDSA).unwrap(), "k").unwrap();
-        let keys = Arc::new(KeySet::new(vec![signer.public_key().clone()]));
+        Self::build(&signer, &[], OTHERS)
+    }
+
+    /// [`Pipeline::new`] with a given signing key (every token the device and the `others`
+    /// fillers present), `others` devices in the table, and `extra` keys also in the key set
+    /// (a fresh-token workload signs with one of them). With fixed keys every token, and so
+    /// every instruction count, is the same from run to run (Ed25519 and RSA PKCS#1 v1.5
+    /// signatures are deterministic).
+    pub fn build(signer: &Signer, extra: &[&Signer], others: u32) -> Self {
+        let mut keys = vec![signer.public_key().clone()];
+        keys.extend(extra.iter().map(|s| s.public_key().clone()));
+        let keys = Arc::new(KeySet::new(keys));
         let cfg = RegistrarSection {
             domain: Some("10.10.10.1".into()),
             cores: 1,
@@ -60,7 +73,7 @@ impl Pipeline {
         };
         let mut out = Vec::with_capacity(4096);
 
-        for i in 0..OTHERS {
+        for i in 0..others {
             let user = format!("{}", 2_000_000 + i);
             let token = signer.mint(&TokenClaims {
                 sub: &user,
@@ -116,6 +129,7 @@ impl Pipeline {
             framer: Framer::new(Limits::default()),
             out,
             i: 0,
+            others,
             framed: 0,
         };
         // The first pass verifies the token (a miss) and caches it.
@@ -137,6 +151,43 @@ impl Pipeline {
         };
         self.out.clear();
         self.registrar.handle(&m, &self.facts, NOW, &mut self.out)
+    }
+
+    /// Frame + parse `wire` and `Registrar::handle` it, as [`Pipeline::register`] does for its
+    /// own requests (the 200 or other answer in `out`).
+    #[inline(never)]
+    pub fn handle(&mut self, wire: &[u8]) -> Outcome {
+        let mut hs = [EMPTY_HEADER; 64];
+        let Ok(Frame::Message(m)) = self.framer.next(wire, &mut hs) else {
+            panic!("framing")
+        };
+        self.out.clear();
+        self.registrar.handle(&m, &self.facts, NOW, &mut self.out)
+    }
+
+    /// `n` REGISTERs of the device, each with a token it never presented before (signed by
+    /// `signer`, one second older each), on a Call-ID of their own with rising CSeqs: the
+    /// device re-registering right after taking a new token, each one a cache miss.
+    pub fn fresh_token_wires(signer: &Signer, n: u32) -> Vec<Vec<u8>> {
+        let body = cisco_body();
+        (0..n)
+            .map(|k| {
+                let token = signer.mint(&TokenClaims {
+                    sub: "1010",
+                    exp: NOW + 3600,
+                    iat: NOW - u64::from(k),
+                    dev: Some("CSFrado"),
+                    ..TokenClaims::default()
+                });
+                let token: &'static str = Box::leak(token.into_boxed_str());
+                let mut r = Register::seed(token);
+                r.call_id = "88232345-12340017-00001c0b-00000cfc@10.10.10.10";
+                r.cseq = 3000 + k;
+                let mut w = Vec::new();
+                r.write(&mut w, &body);
+                w
+            })
+            .collect()
     }
 
     /// `Framer::next` alone on the same bytes (same alternation, same header array), no
@@ -187,6 +238,6 @@ impl Pipeline {
         assert!(v.cached, "the device's token must be a cache hit");
         assert_eq!(v.exp, NOW + 3600);
         // One binding per other device plus the device's one (replaced, never added to).
-        assert_eq!(self.registrar.bindings().len(), OTHERS as usize + 1);
+        assert_eq!(self.registrar.bindings().len(), self.others as usize + 1);
     }
 }

@@ -10,4 +10,4 @@ mod table;
 pub use self::admission::{Admission, AdmissionConfig, AdmissionStats};
 pub use self::core::{Facts, Outcome, Registrar};
 pub use self::directory::{Directory, Verdict};
-pub use self::table::{BindingInfo, Bindings, ConnId, Interned};
+pub use self::table::{BindingInfo, Bindings, ConnId, ContactUpdate, Interned};

@@ -1341,6 +1341,21 @@ struct Lane {
     stripe: Mutex<Stripe>,
 }
 
+/// One Contact for an AOR, as [`Bindings::register_contact`] applies it.
+#[derive(Clone, Copy, Debug)]
+pub struct ContactUpdate<'a> {
+    pub aor: &'a Aor,
+    pub contact: Contact<'a>,
+    pub call_id: &'a [u8],
+    pub cseq: u32,
+    pub conn: ConnId,
+    pub listener: ListenerKind,
+    /// Seconds granted (0 removes the binding).
+    pub expires: u32,
+    /// The AOR's contact limit (`registrar.max_contacts`).
+    pub max_contacts: usize,
+}
+
 /// Every binding of the registrar, shared by all cores (`Arc<Bindings>`): `Send + Sync`, one
 /// lock per stripe.
 pub struct Bindings {
@@ -1440,6 +1455,35 @@ impl Bindings {
         Ok(listed)
     }
 
+    /// Applies `u` the way the registrar core applies a REGISTER with that one Contact and no
+    /// Path once its checks passed: the contact compacted, then checked and applied under its
+    /// stripe's lock. Returns how many contacts the AOR holds afterwards, or `None` when it is
+    /// refused (a CSeq not above the stored one on the same Call-ID, RFC 3261 §10.3 step 7; too
+    /// many contacts). The table alone, for tools and `benches/cost.rs` (binding upsert and
+    /// refresh); the registrar itself goes through `Registrar::handle`.
+    pub fn register_contact(&self, u: &ContactUpdate<'_>, now: u64) -> Option<usize> {
+        let planned = [Planned {
+            uri: u.contact.addr.uri,
+            instance: u.contact.instance(),
+            granted: Some(u.expires),
+            contact: CompactContact::new(&u.contact),
+        }];
+        let registration = Registration {
+            aor: u.aor,
+            call_id: u.call_id,
+            cseq: u.cseq,
+            conn: u.conn,
+            listener: u.listener,
+            path: None,
+            wildcard: false,
+            contacts: &planned,
+            max_contacts: u.max_contacts,
+        };
+        self.register(&registration, now)
+            .ok()
+            .map(|listed| listed.len())
+    }
+
     /// Removes every binding learnt on `conn`; returns how many.
     pub fn remove_connection(&self, conn: ConnId) -> usize {
         let mut removed = 0;
@@ -1502,6 +1546,38 @@ mod tests {
     use super::*;
     use crate::sip::SipUri;
     use std::sync::Arc;
+
+    /// `register_contact` is the core's path: a new AOR gets its binding, the same Call-ID
+    /// with a higher CSeq refreshes it, an equal CSeq is refused (RFC 3261 §10.3 step 7).
+    #[test]
+    fn register_contact_inserts_refreshes_and_refuses_a_stale_cseq() {
+        let wire = crate::load::jabber::seed_register(crate::load::jabber::SAMPLE_TOKEN);
+        let mut hs = [crate::sip::EMPTY_HEADER; 64];
+        let msg = crate::sip::parse(&wire, &mut hs)
+            .unwrap()
+            .complete()
+            .unwrap();
+        let aor = Aor::new(&msg.to().unwrap().sip_uri().unwrap());
+        let Some(Ok(crate::sip::ContactValue::Addr(contact))) = msg.contacts().next() else {
+            panic!("the seed has a Contact")
+        };
+        let t = Bindings::new(4);
+        let update = |cseq| ContactUpdate {
+            aor: &aor,
+            contact,
+            call_id: b"c1",
+            cseq,
+            conn: 7,
+            listener: ListenerKind::Oauth,
+            expires: 120,
+            max_contacts: 10,
+        };
+        assert_eq!(t.register_contact(&update(1), 1000), Some(1));
+        assert_eq!(t.register_contact(&update(2), 1001), Some(1));
+        assert_eq!(t.register_contact(&update(2), 1002), None);
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.list(&aor, 1001)[0].expires_in, 120);
+    }
 
     /// The contact as the first cut of the registrar listed it (the reference for compaction).
     fn listing(c: &Contact<'_>) -> Vec<u8> {
