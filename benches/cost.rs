@@ -359,9 +359,17 @@ fn new_engine() -> Engine {
 
 /// What the engine has for its socket now.
 fn take_wire(e: &mut Engine) -> Vec<u8> {
-    let bytes = e.wire(0).to_vec();
-    e.wrote(0, bytes.len());
-    bytes
+    let mut bytes = Vec::new();
+    loop {
+        // The engine seals at most about 256 KiB ahead of the socket: ask until it is empty.
+        let wire = e.wire(0);
+        if wire.is_empty() {
+            return bytes;
+        }
+        let n = wire.len();
+        bytes.extend_from_slice(wire);
+        e.wrote(0, n);
+    }
 }
 
 /// One tick at `now_us`: the engine's due REGISTERs through `registrar`, their answers back
@@ -454,8 +462,13 @@ fn engine_register_and_answer(mut l: Load) -> Load {
     for a in &l.answers {
         let send = l.now_us + 1_000_000;
         l.engine.run_due(send);
-        let n = l.engine.wire(0).len();
-        l.engine.wrote(0, n);
+        loop {
+            let n = l.engine.wire(0).len();
+            if n == 0 {
+                break;
+            }
+            l.engine.wrote(0, n);
+        }
         l.now_us = send + ANSWER_US;
         l.engine
             .receive_at(0, black_box(a), l.now_us, l.now_us)

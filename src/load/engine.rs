@@ -1224,8 +1224,9 @@ impl Engine {
         }
     }
 
-    /// The bytes waiting for link `l`'s socket (stream transports); report what the socket
-    /// took with [`Engine::wrote`]. What it does not take stays here, and the runtime, which
+    /// The bytes waiting for link `l`'s socket (stream transports), at most about
+    /// 256 KiB of them sealed at a time: call again after [`Engine::wrote`] until it is
+    /// empty or the socket takes no more. What it does not take stays here, and the runtime, which
     /// is writing now, keeps track of it: the link is not flagged again.
     pub fn wire(&mut self, l: usize) -> &[u8] {
         self.seal(l);
