@@ -395,3 +395,31 @@ fn regression_fuzz_to_tag_flag() {
     assert!(text.contains("\r\nTo: m;tag\r\n"), "{text}");
     assert_eq!(text.matches("tag").count(), 1, "{text}");
 }
+
+/// Fuzz finding `uri-ipv4-digits-overflow` (tests/fuzz_regressions, from the uri and message
+/// targets of the fuzz soak): a host of 59 digits overflowed the IPv4 octet's accumulator
+/// (a panic with overflow checks on, as in tests and the fuzz build). It is a hostname-shaped
+/// run of digits, not an address; the URI must parse or be refused without panicking, and a
+/// REGISTER to it must get an answer.
+#[test]
+fn regression_fuzz_uri_ipv4_digits_overflow() {
+    let input = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fuzz_regressions/uri-ipv4-digits-overflow.bin"
+    ))
+    .unwrap();
+    assert!(input.starts_with(b"sip:4444"));
+    let _ = regstorm::sip::Uri::parse(&input);
+    let _ = regstorm::sip::SipUri::parse(&input);
+    // Digits long enough to overflow a u32 many times over, as a plain host.
+    let host = "9".repeat(40);
+    let uri = format!("sip:alice@{host}");
+    assert!(!matches!(
+        regstorm::sip::SipUri::parse(uri.as_bytes()).map(|u| u.host),
+        Some(regstorm::sip::Host::V4(_))
+    ));
+    assert!(!matches!(
+        regstorm::sip::SipUri::parse(b"sip:alice@256.1.1.1").map(|u| u.host),
+        Some(regstorm::sip::Host::V4(_))
+    ));
+}

@@ -252,7 +252,9 @@ fn parse_ipv4(s: &[u8]) -> Option<Ipv4Addr> {
         let start = i;
         let mut v: u32 = 0;
         while let Some(d) = s.get(i).map(|b| b.wrapping_sub(b'0')).filter(|d| *d <= 9) {
-            v = v * 10 + u32::from(d);
+            // Saturating: a run of digits longer than an octet is refused below, but MUST NOT
+            // overflow on the way there (fuzz finding `uri-ipv4-digits-overflow`).
+            v = v.saturating_mul(10).saturating_add(u32::from(d));
             i += 1;
         }
         let len = i - start;
