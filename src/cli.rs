@@ -2,6 +2,8 @@
 //! usage exits 2 with one line naming the flag or file at fault.
 
 use crate::auth::{Alg, Signer, TokenClaims};
+/// Re-exported: `Failure` lives in run.rs, below this module, so the two do not import each other.
+pub use crate::run::Failure;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -227,14 +229,6 @@ pub struct TokenArgs {
 /// A failure the user can fix: printed as one line, exit status 2.
 #[derive(Debug)]
 pub struct UsageError(pub String);
-
-/// How a command failed: one line for stderr and the exit status (2 usage or configuration,
-/// 1 a failed run).
-#[derive(Debug)]
-pub struct Failure {
-    pub message: String,
-    pub status: i32,
-}
 
 impl From<UsageError> for Failure {
     fn from(e: UsageError) -> Self {

@@ -3,7 +3,6 @@
 //! loopback TLS with freshly made lab material, on its own cores.
 
 use crate::auth::Signer;
-use crate::cli::Failure;
 use crate::config::Config;
 use crate::load::engine::Transport;
 use crate::load::profile::{Mode, Overrides, Profile};
@@ -18,6 +17,14 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// How a command failed: one line for stderr and the exit status (2 usage or configuration,
+/// 1 a failed run).
+#[derive(Debug)]
+pub struct Failure {
+    pub message: String,
+    pub status: i32,
+}
 
 /// Open files a run needs beyond its connections (executors, io_uring, logs, admin).
 const FD_SLACK: u64 = 256;

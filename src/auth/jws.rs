@@ -2,10 +2,9 @@
 //! and signature checks with ring for the three allowed algorithms.
 
 use super::error::TokenError;
+use super::jose::{is_object, json_depth_ok, Alg, B64URL, MAX_JSON_DEPTH};
 use super::keyset::{Key, KeyKind};
-use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
-use base64::engine::DecodePaddingMode;
-use base64::{alphabet, Engine};
+use base64::Engine;
 use ring::signature;
 use serde::Deserialize;
 
@@ -18,46 +17,6 @@ pub const MAX_HEADER_B64: usize = 1024;
 pub const MAX_CLAIMS_B64: usize = 4096;
 /// Longest signature segment: an RS256 signature with an 8192-bit key is 1,366 characters.
 pub const MAX_SIGNATURE_B64: usize = 1400;
-
-/// base64url without padding; padding, white space and non-zero trailing bits are errors.
-pub(crate) const B64URL: GeneralPurpose = GeneralPurpose::new(
-    &alphabet::URL_SAFE,
-    GeneralPurposeConfig::new()
-        .with_encode_padding(false)
-        .with_decode_padding_mode(DecodePaddingMode::RequireNone)
-        .with_decode_allow_trailing_bits(false),
-);
-
-/// The signature algorithms regstorm accepts. `none`, `HS*`, and everything else are refused.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Alg {
-    /// Ed25519 (RFC 8037).
-    EdDSA,
-    /// ECDSA P-256 with SHA-256, signature as raw r||s (RFC 7518 §3.4).
-    ES256,
-    /// RSASSA-PKCS1-v1_5 with SHA-256, 2048 to 8192-bit keys.
-    RS256,
-}
-
-impl Alg {
-    /// The allowed algorithm named `name`.
-    pub fn parse(name: &str) -> Option<Alg> {
-        match name {
-            "EdDSA" => Some(Alg::EdDSA),
-            "ES256" => Some(Alg::ES256),
-            "RS256" => Some(Alg::RS256),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Alg::EdDSA => "EdDSA",
-            Alg::ES256 => "ES256",
-            Alg::RS256 => "RS256",
-        }
-    }
-}
 
 /// The protected header members regstorm reads. Unknown members are ignored; a repeated
 /// member is an error (serde refuses duplicates), so a header cannot say two things.
@@ -81,12 +40,6 @@ fn present_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Strin
 
 fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<()>, D::Error> {
     serde::de::IgnoredAny::deserialize(d).map(|_| Some(()))
-}
-
-/// True when `json` is a JSON object (RFC 7515 §4 and RFC 7519 §7.2 require one; serde's
-/// derive would also take an array for a struct).
-pub(crate) fn is_object(json: &[u8]) -> bool {
-    json.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
 }
 
 /// A decoded JWS whose signature has not been checked yet.
@@ -125,8 +78,7 @@ pub fn decode(token: &[u8]) -> Result<Jws<'_>, TokenError> {
     let header = decode_segment(h, MAX_HEADER_B64)?;
     let payload = decode_segment(p, MAX_CLAIMS_B64)?;
     let signature = decode_segment(s, MAX_SIGNATURE_B64)?;
-    if !is_object(&header) || !super::claims::json_depth_ok(&header, super::claims::MAX_JSON_DEPTH)
-    {
+    if !is_object(&header) || !json_depth_ok(&header, MAX_JSON_DEPTH) {
         return Err(TokenError::BadHeader);
     }
     let raw: RawHeader = serde_json::from_slice(&header).map_err(|_| TokenError::BadHeader)?;
@@ -174,15 +126,6 @@ impl Jws<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn strict_base64url() {
-        assert_eq!(B64URL.decode("e30").unwrap(), b"{}");
-        assert!(B64URL.decode("e30=").is_err(), "padding");
-        assert!(B64URL.decode("e3 0").is_err(), "white space");
-        assert!(B64URL.decode("e31").is_err(), "non-zero trailing bits");
-        assert!(B64URL.decode("e3+/").is_err(), "standard alphabet");
-    }
 
     #[test]
     fn segment_shape() {

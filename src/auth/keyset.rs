@@ -2,7 +2,7 @@
 //! SubjectPublicKeyInfo files. Anything else is refused when loaded, naming the file and kid.
 
 use super::error::{KeyError, TokenError};
-use super::jws::{Alg, B64URL};
+use super::jose::{Alg, B64URL};
 use base64::Engine;
 use ring::digest;
 use std::path::Path;

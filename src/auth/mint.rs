@@ -3,7 +3,7 @@
 //! The `kid` of a key is its RFC 7638 thumbprint.
 
 use super::error::KeyError;
-use super::jws::{Alg, B64URL};
+use super::jose::{Alg, B64URL};
 use super::keyset::{Key, KeyKind};
 use base64::Engine;
 use ring::rand::SystemRandom;

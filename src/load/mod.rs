@@ -9,4 +9,5 @@ pub mod plots;
 pub mod profile;
 pub mod results;
 pub mod schedule;
+pub mod summary;
 pub mod tokens;

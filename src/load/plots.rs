@@ -4,7 +4,7 @@
 //! the commit; axes read in engineering notation (180k, 1.2M).
 
 use super::engine::Stats;
-use super::results::Summary;
+use super::summary::{Summary, TimelineRow};
 use plotters::prelude::*;
 use std::path::Path;
 
@@ -91,7 +91,7 @@ fn chart(path: &Path, title: &str, y_label: &str, series: &[Series<'_>]) -> Resu
 /// Writes throughput.svg, latency.svg and registered.svg into `dir`.
 pub fn write(dir: &Path, summary: &Summary, stats: &Stats) -> Result<(), String> {
     let t = |i: usize| i as f64 + 0.5;
-    let per_second = |f: &dyn Fn(&super::results::TimelineRow) -> u64| -> Vec<(f64, f64)> {
+    let per_second = |f: &dyn Fn(&TimelineRow) -> u64| -> Vec<(f64, f64)> {
         summary
             .timeline
             .iter()

@@ -3,8 +3,10 @@
 //! No sockets, no clock.
 
 use super::admission::{Admission, AdmissionConfig};
+use super::contact::CompactContact;
 use super::directory::{Directory, Verdict};
-use super::table::{Bindings, CompactContact, ConnId, Planned, Refusal, Registration};
+use super::stripe::{ConnId, Planned, Refusal, Registration};
+use super::table::Bindings;
 use crate::auth::{write_challenge, TokenError, Verifier};
 use crate::config::{ChallengeKind, ListenerKind, RegistrarSection};
 use crate::sip::{

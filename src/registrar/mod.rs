@@ -3,11 +3,15 @@
 //! compact storage (interned contact templates, hashed Call-IDs, bucketed expiry).
 
 mod admission;
+mod contact;
 mod core;
 mod directory;
+mod interner;
+mod stripe;
 mod table;
 
 pub use self::admission::{Admission, AdmissionConfig, AdmissionStats};
 pub use self::core::{Facts, Outcome, Registrar};
 pub use self::directory::{Directory, Verdict};
-pub use self::table::{BindingInfo, Bindings, ConnId, ContactUpdate, Interned};
+pub use self::stripe::{BindingInfo, ConnId};
+pub use self::table::{Bindings, ContactUpdate, Interned};
