@@ -5,8 +5,8 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use regstorm::auth::{
-    decode, generate_pkcs8, Alg, Claims, Key, KeySet, Policy, Signer, TokenClaims, TokenError,
-    Verifier,
+    decode, generate_pkcs8, Alg, CacheBound, Claims, Key, KeySet, Policy, Signer, TokenClaims,
+    TokenError, Verifier,
 };
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -618,6 +618,60 @@ fn cache_bound_holds_under_churn_and_keeps_the_hot_set() {
     }
     assert_eq!(v.stats().verifications, before);
     assert!(v.cache().stats().evictions > 500);
+}
+
+/// `auth.cache_entries` bounds all cores together: a core whose connections carry more than
+/// its even share of the devices keeps all their tokens while another core holds few, and
+/// only when every place is taken does a core evict (its own entries).
+#[test]
+fn cores_share_one_cache_bound_so_an_uneven_split_evicts_nothing() {
+    let s = signer(Alg::EdDSA);
+    let keys = Arc::new(KeySet::new(vec![s.public_key().clone()]));
+    let bound = CacheBound::new(10);
+    let mut busy = Verifier::sharing(keys.clone(), policy(), bound.clone());
+    let mut quiet = Verifier::sharing(keys, policy(), bound.clone());
+    let token = |i: u64| {
+        s.mint(&TokenClaims {
+            iat: i,
+            ..claims(NOW + 600)
+        })
+    };
+    let tokens: Vec<String> = (0..10).map(token).collect();
+    // 8 of the 10 devices on one core: more than half the bound, nothing evicted.
+    for t in &tokens[..8] {
+        busy.verify(t.as_bytes(), NOW).unwrap();
+    }
+    for t in &tokens[8..] {
+        quiet.verify(t.as_bytes(), NOW).unwrap();
+    }
+    assert_eq!(bound.live(), 10);
+    for _cycle in 0..3 {
+        for t in &tokens[..8] {
+            assert!(busy.verify(t.as_bytes(), NOW + 60).unwrap().cached);
+        }
+        for t in &tokens[8..] {
+            assert!(quiet.verify(t.as_bytes(), NOW + 60).unwrap().cached);
+        }
+    }
+    assert_eq!(busy.stats().verifications + quiet.stats().verifications, 10);
+    assert_eq!(busy.cache().stats().evictions, 0);
+    // Every place taken: an eleventh token evicts one of the quiet core's own, never more.
+    quiet.verify(token(10).as_bytes(), NOW).unwrap();
+    assert_eq!(bound.live(), 10);
+    assert_eq!(quiet.cache().stats().evictions, 1);
+    assert_eq!(
+        busy.cache().len(),
+        8,
+        "another core's entries are not touched"
+    );
+    // A core that stops gives its places back.
+    drop(busy);
+    assert_eq!(bound.live(), 2);
+    for i in 11..19 {
+        quiet.verify(token(i).as_bytes(), NOW).unwrap();
+    }
+    assert_eq!(quiet.cache().len(), 10);
+    assert_eq!(quiet.cache().stats().evictions, 1);
 }
 
 #[test]

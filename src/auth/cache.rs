@@ -22,6 +22,8 @@ use super::error::TokenError;
 use super::keyset::Key;
 use super::keyset::KeySet;
 use hashbrown::HashTable;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 /// SHA-256 of the token bytes.
 pub type Digest = [u8; 32];
@@ -127,15 +129,64 @@ impl FailureMemory {
     }
 }
 
+/// One bound on the entries of several caches together (`auth.cache_entries` is the bound of
+/// all cores): a core whose connections carry more devices than its even share holds more
+/// tokens, instead of evicting tokens still in use while another core's cache stands half
+/// empty. A Jabber fleet re-registers cyclically, so a cache even a little smaller than its
+/// core's devices misses on every re-registration (CLOCK, like LRU, evicts each token just
+/// before its next use): with 1,000,000 MRA devices split 55/45 over two cores, per-core
+/// halves re-verified a tenth of the fleet in a storm and would re-verify a core's whole share
+/// every cycle after it.
+///
+/// The count is checked, then taken, without a lock: cores racing for the last places may
+/// overshoot the bound by at most one entry each.
+#[derive(Debug)]
+pub struct CacheBound {
+    limit: usize,
+    live: AtomicUsize,
+}
+
+impl CacheBound {
+    pub fn new(limit: usize) -> Arc<Self> {
+        Arc::new(CacheBound {
+            limit: limit.max(1),
+            live: AtomicUsize::new(0),
+        })
+    }
+
+    /// Entries held by all the caches under this bound.
+    pub fn live(&self) -> usize {
+        self.live.load(Ordering::Relaxed)
+    }
+
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    fn has_room(&self) -> bool {
+        self.live() < self.limit
+    }
+
+    fn add(&self, n: usize) {
+        self.live.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn sub(&self, n: usize) {
+        self.live.fetch_sub(n, Ordering::Relaxed);
+    }
+}
+
 /// A bounded map from token digest to verified claims (one per core: a device's connection
-/// stays on one core).
+/// stays on one core), bounded alone or with the other cores' caches ([`CacheBound`]).
 #[derive(Debug)]
 pub struct TokenCache {
     index: HashTable<u32>,
     slots: Vec<Slot>,
     free: Vec<u32>,
     hand: usize,
+    /// Entries at most in this cache (with a shared bound: the bound's limit).
     capacity: usize,
+    bound: Option<Arc<CacheBound>>,
     leeway_s: u64,
     failures: FailureMemory,
     stats: CacheStats,
@@ -169,9 +220,26 @@ impl TokenCache {
             free: Vec::new(),
             hand: 0,
             capacity: capacity.max(1),
+            bound: None,
             leeway_s,
             failures,
             stats: CacheStats::default(),
+        }
+    }
+
+    /// A cache that shares `bound` with other cores' caches: it may hold up to the whole
+    /// bound while the others hold little, and evicts its own entries when all are full.
+    pub fn sharing(bound: Arc<CacheBound>, leeway_s: u64, failures: FailureMemory) -> Self {
+        let mut cache = TokenCache::new(bound.limit(), leeway_s, failures);
+        cache.bound = Some(bound);
+        cache
+    }
+
+    /// May one more entry be added without evicting one?
+    fn has_room(&self) -> bool {
+        match &self.bound {
+            Some(b) => b.has_room() && self.len() < self.capacity,
+            None => self.len() < self.capacity,
         }
     }
 
@@ -211,6 +279,9 @@ impl TokenCache {
         s.live = false;
         s.claims = CompactClaims::default();
         self.free.push(i);
+        if let Some(b) = &self.bound {
+            b.sub(1);
+        }
     }
 
     /// Looks `digest` up at `now` against the current key set.
@@ -282,17 +353,23 @@ impl TokenCache {
             live: true,
             claims,
         };
-        let i = if let Some(i) = self.free.pop() {
-            self.slots[i as usize] = slot;
-            i
-        } else if self.slots.len() < self.capacity {
-            self.slots.push(slot);
-            (self.slots.len() - 1) as u32
-        } else {
+        // Full (this cache, or all under the shared bound): evict one of this cache's own
+        // entries. A cache with none to evict takes the place anyway (the bound's overshoot is
+        // then this one entry).
+        let i = if !self.has_room() && !self.is_empty() {
             let i = self.evict();
             self.slots[i as usize] = slot;
             i
+        } else if let Some(i) = self.free.pop() {
+            self.slots[i as usize] = slot;
+            i
+        } else {
+            self.slots.push(slot);
+            (self.slots.len() - 1) as u32
         };
+        if let Some(b) = &self.bound {
+            b.add(1);
+        }
         let slots = &self.slots;
         self.index
             .insert_unique(hash(&digest), i, |&j| hash(&slots[j as usize].digest));
@@ -339,6 +416,9 @@ impl TokenCache {
 
     /// Drops every entry (when the issuer or audience policy changes).
     pub fn clear(&mut self) {
+        if let Some(b) = &self.bound {
+            b.sub(self.len());
+        }
         self.index.clear();
         self.slots.clear();
         self.free.clear();
@@ -362,6 +442,15 @@ impl TokenCache {
 
     /// Octets per slot, for reports.
     pub const SLOT_BYTES: usize = size_of::<Slot>();
+}
+
+impl Drop for TokenCache {
+    fn drop(&mut self) {
+        // A core that stops gives its places back to the others.
+        if let Some(b) = &self.bound {
+            b.sub(self.len());
+        }
+    }
 }
 
 #[cfg(test)]

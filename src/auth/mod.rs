@@ -13,7 +13,7 @@ mod keyset;
 mod mint;
 mod verify;
 
-pub use cache::{digest, CacheStats, Digest, FailureMemory, Found, Lookup, TokenCache};
+pub use cache::{digest, CacheBound, CacheStats, Digest, FailureMemory, Found, Lookup, TokenCache};
 pub use challenge::{realm_is_valid, write_challenge};
 pub use claims::{Claims, CompactClaims, Policy, MAX_CLAIM_STRING, MAX_LINES};
 pub use error::{KeyError, TokenError};

@@ -1,7 +1,7 @@
 //! The verifier the registrar calls per REGISTER: size limit, digest, cache, and only on a miss
 //! the JWS decode, signature check and claims check.
 
-use super::cache::{digest, Digest, FailureMemory, Found, TokenCache};
+use super::cache::{digest, CacheBound, Digest, FailureMemory, Found, TokenCache};
 use super::claims::{Claims, CompactClaims, Policy};
 use super::error::TokenError;
 use super::jws::{self, MAX_TOKEN};
@@ -44,14 +44,27 @@ pub struct Verifier {
 impl Verifier {
     pub fn new(keys: Arc<KeySet>, policy: Policy, cache_entries: usize) -> Self {
         let leeway = policy.leeway_s;
+        let failures = FailureMemory::new(FAILURE_MEMORY, FAILURE_TTL_S);
+        Verifier::with_cache(
+            keys,
+            policy,
+            TokenCache::new(cache_entries, leeway, failures),
+        )
+    }
+
+    /// A core's verifier whose cache shares `bound` with the other cores' (the registrar's:
+    /// `auth.cache_entries` bounds all cores together).
+    pub fn sharing(keys: Arc<KeySet>, policy: Policy, bound: Arc<CacheBound>) -> Self {
+        let leeway = policy.leeway_s;
+        let failures = FailureMemory::new(FAILURE_MEMORY, FAILURE_TTL_S);
+        Verifier::with_cache(keys, policy, TokenCache::sharing(bound, leeway, failures))
+    }
+
+    fn with_cache(keys: Arc<KeySet>, policy: Policy, cache: TokenCache) -> Self {
         Verifier {
             keys,
             policy,
-            cache: TokenCache::new(
-                cache_entries,
-                leeway,
-                FailureMemory::new(FAILURE_MEMORY, FAILURE_TTL_S),
-            ),
+            cache,
             stats: VerifyStats::default(),
         }
     }

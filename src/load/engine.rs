@@ -9,6 +9,7 @@ use super::outbox::Outbox;
 use super::profile::{Body, Profile};
 use super::schedule::{branch, start_us, Identity, OpenLoop, RampOrder, Turn};
 use super::tokens::{device_claims, Minted, Signature, TokenBank};
+use super::wheel::DueWheel;
 use crate::auth::Signer;
 use crate::sip::{self, Frame, Framer, HeaderName, StartLine, EMPTY_HEADER};
 use hdrhistogram::Histogram;
@@ -123,6 +124,10 @@ const WIRE_HIGH: usize = 256 * 1024;
 /// Plaintext handed to TLS at a time while sealing.
 const SEAL_CHUNK: usize = 64 * 1024;
 const T2_US: u64 = 4_000_000;
+/// The due wheel's slots: 2 ms each (half the runtime's tick), 131,072 of them, so its horizon
+/// (262 s) holds every re-registration and nearly every `Retry-After` (3 MB of slot headers).
+const DUE_SLOT_US: u64 = 2_000;
+const DUE_SLOTS: usize = 1 << 17;
 
 /// Counters and latencies of one core (merged across cores for the results).
 #[derive(Clone, Debug)]
@@ -431,7 +436,10 @@ pub struct Engine {
     devices: Vec<Dev>,
     links: Vec<Link>,
     by_call_id: HashMap<String, usize>,
-    due: BinaryHeap<Reverse<(u64, usize)>>,
+    /// Devices by when they fall due (superseded entries are skipped: see `queued_at`).
+    due: DueWheel,
+    /// `run_due`'s batch of entries taken from `due` (kept for its allocation).
+    due_batch: Vec<(u64, u32)>,
     /// UDP retransmissions: (when, device, CSeq, interval).
     retransmit: BinaryHeap<Reverse<(u64, usize, u32, u64)>>,
     open_loop: Option<OpenLoop>,
@@ -540,7 +548,8 @@ impl Engine {
                 })
                 .collect(),
             by_call_id: HashMap::with_capacity(count as usize),
-            due: BinaryHeap::with_capacity(count as usize),
+            due: DueWheel::new(DUE_SLOT_US, DUE_SLOTS, 0),
+            due_batch: Vec::new(),
             retransmit: BinaryHeap::new(),
             mint_cursor: 0,
             next_mint_scan: 0,
@@ -594,7 +603,7 @@ impl Engine {
     pub fn start(&mut self, run_start_us: u64) {
         self.run_start_us = run_start_us;
         let timing = self.profile.timing();
-        self.due.clear();
+        self.due.clear(run_start_us);
         let order = RampOrder::new(self.profile.devices);
         for i in 0..self.devices.len() {
             let d = &mut self.devices[i];
@@ -653,7 +662,7 @@ impl Engine {
         let d = &mut self.devices[i];
         if at < d.queued_at {
             d.queued_at = at;
-            self.due.push(Reverse((at, i)));
+            self.due.push(at, i as u32);
         }
     }
 
@@ -701,18 +710,24 @@ impl Engine {
                     .push(Reverse((now_us + next, i, cseq, next)));
             }
         }
-        while let Some(&Reverse((at, i))) = self.due.peek() {
-            if at > now_us {
+        let mut batch = std::mem::take(&mut self.due_batch);
+        loop {
+            self.due.take_due(now_us, &mut batch);
+            if batch.is_empty() {
                 break;
             }
-            self.due.pop();
-            if self.devices[i].queued_at != at {
-                continue; // superseded by an earlier entry
+            for &(at, i) in &batch {
+                let i = i as usize;
+                if self.devices[i].queued_at != at {
+                    continue; // superseded by an earlier entry
+                }
+                self.devices[i].queued_at = u64::MAX;
+                self.lagged(now_us, at);
+                self.poll_device(i, now_us, None);
             }
-            self.devices[i].queued_at = u64::MAX;
-            self.lagged(now_us, at);
-            self.poll_device(i, now_us, None);
+            batch.clear();
         }
+        self.due_batch = batch;
         if let Some(mut ol) = self.open_loop.take() {
             self.open_loop_turns(&mut ol, now_us);
             self.open_loop = Some(ol);

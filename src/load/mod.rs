@@ -11,3 +11,4 @@ pub mod results;
 pub mod schedule;
 pub mod summary;
 pub mod tokens;
+pub mod wheel;

@@ -9,7 +9,7 @@ mod conn;
 pub mod load;
 
 use crate::admin::{CoreMetrics, Metrics};
-use crate::auth::{KeySet, Verifier};
+use crate::auth::{CacheBound, KeySet, Verifier};
 use crate::config::{Config, ConfigError, ListenerKind};
 use crate::registrar::{Bindings, Directory, Registrar};
 use glommio::net::{TcpListener, UdpSocket};
@@ -123,6 +123,8 @@ pub(crate) struct Shared {
     pub(crate) metrics: Arc<Metrics>,
     /// Every binding, shared by the cores (lock-striped: results/shards-20261127).
     pub(crate) bindings: Arc<Bindings>,
+    /// `auth.cache_entries`: the bound of every core's verified-token cache together.
+    token_cache: Arc<CacheBound>,
     current: Mutex<Arc<Reloadable>>,
     generation: AtomicU64,
     /// The generation each core has applied.
@@ -239,6 +241,7 @@ impl Server {
             open: cfg.listeners.iter().map(|_| AtomicUsize::new(0)).collect(),
             metrics: Arc::new(Metrics::new(cores)),
             bindings: Arc::new(Bindings::new(BINDING_STRIPES)),
+            token_cache: CacheBound::new(cfg.auth.cache_entries),
             current: Mutex::new(Arc::new(reloadable)),
             generation: AtomicU64::new(0),
             applied: (0..cores).map(|_| AtomicU64::new(0)).collect(),
@@ -410,11 +413,10 @@ async fn run_core(
         .unwrap_or_else(|e| e.into_inner())
         .clone();
     let cfg = &shared.cfg;
-    let per_core_cache = (cfg.auth.cache_entries / shared.cores).max(1);
-    let verifier = Verifier::new(
+    let verifier = Verifier::sharing(
         current.keys.clone(),
         cfg.auth.policy.clone(),
-        per_core_cache,
+        shared.token_cache.clone(),
     );
     let mut registrar =
         Registrar::with_bindings(cfg.registrar.clone(), verifier, shared.bindings.clone());
