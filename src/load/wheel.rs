@@ -2,11 +2,12 @@
 //! what lies beyond it.
 //!
 //! The engine asks, every tick, for the devices due by now. A binary heap of a million
-//! entries answers that with a sift through twenty levels of a 16 MiB array per device, each
+//! entries answers that with a sift through twenty levels of a 21 MB array per device, each
 //! level a likely cache miss: a fifth of the engine's CPU in a 3x overload storm (perf, by
-//! hand: results/storm-20261203c/engine-profile.md). Here a device goes into the slot of its time (`push` is one
-//! append) and a tick takes whole slots, in time order between slots; within a slot the order
-//! is the order of arrival, which a tick does not see (it sends everything due in one turn).
+//! hand: results/storm-20261203c/engine-profile.md). Here a device goes into the slot of its
+//! time (`push` is one append) and a tick takes whole slots, in time order between slots;
+//! within a slot the order is the order of arrival, which a tick does not see (it sends
+//! everything due in one turn).
 //! Entries further than the horizon wait in a heap and move into the wheel as it turns; with a
 //! horizon of minutes that is only the rare long `Retry-After`.
 //!
