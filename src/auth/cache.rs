@@ -184,7 +184,7 @@ pub struct TokenCache {
     slots: Vec<Slot>,
     free: Vec<u32>,
     hand: usize,
-    /// Entries at most in this cache (with a shared bound: the bound's limit).
+    /// Entries at most in this cache alone (with a shared bound, the bound decides).
     capacity: usize,
     bound: Option<Arc<CacheBound>>,
     leeway_s: u64,
@@ -235,10 +235,11 @@ impl TokenCache {
         cache
     }
 
-    /// May one more entry be added without evicting one?
+    /// May one more entry be added without evicting one? (A shared bound counts this cache's
+    /// entries too.)
     fn has_room(&self) -> bool {
         match &self.bound {
-            Some(b) => b.has_room() && self.len() < self.capacity,
+            Some(b) => b.has_room(),
             None => self.len() < self.capacity,
         }
     }

@@ -352,22 +352,18 @@ mod tests {
         Run::with_values("r", values)
     }
 
+    /// A limit of `pct` % worse than the baseline.
+    fn worse_pct(pct: f64) -> Limit {
+        Limit {
+            max_worse_pct: Some(pct),
+            ..Limit::default()
+        }
+    }
+
     fn limits() -> Thresholds {
         Thresholds::with_limits(&[
-            (
-                Figure::CompletedPerS,
-                Limit {
-                    max_worse_pct: Some(5.0),
-                    ..Limit::default()
-                },
-            ),
-            (
-                Figure::LatencyP99Us,
-                Limit {
-                    max_worse_pct: Some(20.0),
-                    ..Limit::default()
-                },
-            ),
+            (Figure::CompletedPerS, worse_pct(5.0)),
+            (Figure::LatencyP99Us, worse_pct(20.0)),
             (
                 Figure::Errors,
                 Limit {
@@ -449,13 +445,7 @@ mod tests {
         assert_eq!(ratio(f64::INFINITY, f64::INFINITY), 1.0);
         assert_eq!(ratio(f64::INFINITY, 3.0), 0.0);
         assert_eq!(ratio(3.0, f64::INFINITY), f64::INFINITY);
-        let t = Thresholds::with_limits(&[(
-            Figure::Status503,
-            Limit {
-                max_worse_pct: Some(10.0),
-                ..Limit::default()
-            },
-        )]);
+        let t = Thresholds::with_limits(&[(Figure::Status503, worse_pct(10.0))]);
         let a = run(&[(Figure::Status503, 0.0)]);
         let b = run(&[(Figure::Status503, 5.0)]);
         let d = decide(&[a], &[b], &t).unwrap();
@@ -464,13 +454,7 @@ mod tests {
         assert_eq!(r.reason, "rose from 0 (limit 10 %)");
         assert_eq!(r.change.unwrap().show(), "new");
         // A storm that registered everyone once, and never now.
-        let t = Thresholds::with_limits(&[(
-            Figure::TimeToAllRegisteredS,
-            Limit {
-                max_worse_pct: Some(20.0),
-                ..Limit::default()
-            },
-        )]);
+        let t = Thresholds::with_limits(&[(Figure::TimeToAllRegisteredS, worse_pct(20.0))]);
         let a = run(&[(Figure::TimeToAllRegisteredS, 3.2)]);
         let b = run(&[(Figure::TimeToAllRegisteredS, f64::INFINITY)]);
         let d = decide(&[a], &[b], &t).unwrap();
