@@ -121,6 +121,17 @@ stop_server() {
     echo "{\"rss_kb_before\": $rss0, \"rss_kb_after\": $rss1, \"cpu_s\": $(((cpu1 - cpu0) / 100))}" >"$folder/registrar-process.json"
 }
 
+# sample_cpu FILE: once a second until the registrar exits, the time (epoch s), the registrar's
+# CPU ticks and the whole machine's busy ticks: storm_report.py splits the arrivals' CPU between
+# the registrar and the rest (the load engine; nothing else runs).
+sample_cpu() {
+    while kill -0 "$server_pid" 2>/dev/null; do
+        echo "$(date +%s.%N) $(cpu_ticks "$server_pid" 2>/dev/null || echo 0)" \
+            "$(awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat)"
+        sleep 1
+    done >"$1"
+}
+
 # report RUN [EXTRA JSON]: the section of summary.md for one run (scripts/storm_report.py).
 report() {
     local run=$1
@@ -211,8 +222,13 @@ for run in $RUNS; do
         sed 's/^\[auth\]/[registrar]\nretry_after_s = 300\n\n[auth]/' "$work/lab/storm.toml" >"$work/lab/overload.toml"
         for x in 1 3; do
             start_server "overload-$x" "$work/lab/overload.toml"
+            sample_cpu "$work/cpu-overload-$x.txt" &
+            sampler=$!
             load "overload-$x" mra-storm "$mra_port" --devices $((15000 * x * OVERLOAD_S)) \
                 --ramp "$OVERLOAD_S" --duration $((OVERLOAD_S + 40))
+            kill "$sampler" 2>/dev/null || true
+            wait "$sampler" 2>/dev/null || true
+            cp "$work/cpu-overload-$x.txt" "$folder/cpu.txt"
             stop_server
             [ "$x" = 1 ] && peak=$folder
             report "overload-$x" "{\"ramp_s\": $OVERLOAD_S, \"peak\": \"${peak}\"}"

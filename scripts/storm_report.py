@@ -5,6 +5,7 @@ process figures.
 
   storm_report.py RUN FOLDER [EXTRA_JSON]
 """
+import datetime
 import json
 import os
 import re
@@ -27,6 +28,25 @@ def metric(name, **labels):
         if all(f'{k}="{v}"' in line for k, v in labels.items()):
             total += float(line.rsplit(" ", 1)[1])
     return int(total)
+
+
+def arrival_cores(run_folder, summary, ramp):
+    """Mean cores used by the registrar and by the rest of the machine over seconds 1 to ramp-1
+    of a run, from the cpu.txt storm.sh's sampler wrote (epoch s, registrar ticks, machine busy
+    ticks, once a second); None without one."""
+    path = os.path.join(run_folder, "cpu.txt")
+    if not os.path.exists(path):
+        return None
+    rows = [tuple(float(v) for v in line.split()) for line in open(path) if len(line.split()) == 3]
+    t0 = datetime.datetime.strptime(summary["started"], "%Y-%m-%dT%H:%M:%SZ").replace(
+        tzinfo=datetime.timezone.utc).timestamp()
+    reg = rest = span = 0.0
+    for (ta, ra, ba), (tb, rb, bb) in zip(rows, rows[1:]):
+        if 1 <= (ta + tb) / 2 - t0 < ramp - 1 and rb >= ra:
+            reg += (rb - ra) / 100
+            rest += (bb - ba - (rb - ra)) / 100
+            span += tb - ta
+    return (reg / span, rest / span) if span else None
 
 
 closed = {}
@@ -106,11 +126,20 @@ if "peak" in extra:
     print("- after the arrivals end (t, answered 200, 503, p99 ms): " + ", ".join(
         f"({x['t']}, {x['completed'] - x.get('status_503', 0)}, {x.get('status_503', 0)}, {x['p99_us'] / 1000:.0f})"
         for x in after))
+    cores = arrival_cores(folder, s, ramp)
+    if cores:
+        print(f"- CPU during the arrivals (seconds 1 to {ramp - 1}): registrar {cores[0]:.2f} cores, the rest of the "
+              f"machine (the load engine) {cores[1]:.2f} cores; goodput per registrar core {good / max(cores[0], 1e-9):.0f}/s")
     if extra["peak"] and extra["peak"] != folder:
         p = json.load(open(os.path.join(extra["peak"], "summary.json")))
         prow = [x for x in p["timeline"] if 1 <= x["t"] < ramp]
         pgood = sum(x["completed"] - x.get("status_503", 0) for x in prow) / max(len(prow), 1)
         print(f"- goodput at 3x / at 1x: {good:.0f} / {pgood:.0f} = {good / max(pgood, 1e-9) * 100:.1f} % (goal >= 90 %: "
               f"{'met' if good >= 0.9 * pgood else 'NOT met'})")
+        pcores = arrival_cores(extra["peak"], p, ramp)
+        if cores and pcores:
+            mine, theirs = good / max(cores[0], 1e-9), pgood / max(pcores[0], 1e-9)
+            print(f"- per core the registrar had: {mine:.0f} / {theirs:.0f} a second = {mine / max(theirs, 1e-9) * 100:.1f} % "
+                  f"(the load engine took {cores[1]:.2f} cores at 3x against {pcores[1]:.2f} at 1x)")
 if "reloads" in extra:
     print(f"- SIGHUP reloads logged by the registrar: {extra['reloads']}")

@@ -145,3 +145,33 @@ fn a_late_engine_keeps_the_intended_times_and_busy_devices_are_skipped() {
     );
     assert_eq!(s.offered(), before + 1);
 }
+
+/// The engine finds the device an answer is for from the user number its Call-ID carries
+/// (no map of every Call-ID), so every identity's Call-ID must give its user back, and other
+/// shapes none.
+#[test]
+fn a_call_id_gives_back_its_user_number() {
+    use regstorm::load::schedule::call_id_user;
+    for (start, i) in [
+        (1_000_000u64, 0u64),
+        (1_000_000, 2_699_999),
+        (u64::from(u32::MAX) - 3, 7),
+    ] {
+        let id = Identity::new(start, i, 42);
+        assert_eq!(
+            call_id_user(id.call_id.as_bytes()),
+            Some((start + i) as u32),
+            "{}",
+            id.call_id
+        );
+    }
+    for other in [
+        "",
+        "88232345-12340017-00001c0b-00000cfa@10.10.10.10",
+        "0000000a-0000000b-0000000g@10.0.0.1",
+        "0000000a-0000000b-0000000c",
+        "0000000a_0000000b-0000000c@x",
+    ] {
+        assert_eq!(call_id_user(other.as_bytes()), None, "{other}");
+    }
+}

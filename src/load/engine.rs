@@ -7,14 +7,14 @@ use super::device::{Answer, Device, Want};
 use super::jabber::{cisco_body, Register};
 use super::outbox::Outbox;
 use super::profile::{Body, Profile};
-use super::schedule::{branch, start_us, Identity, OpenLoop, RampOrder, Turn};
+use super::schedule::{branch, call_id_user, start_us, Identity, OpenLoop, RampOrder, Turn};
 use super::tokens::{device_claims, Minted, Signature, TokenBank};
 use super::wheel::DueWheel;
 use crate::auth::Signer;
 use crate::sip::{self, Frame, Framer, HeaderName, StartLine, EMPTY_HEADER};
 use hdrhistogram::Histogram;
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::io::{Read, Write};
 use std::sync::Arc;
 
@@ -435,7 +435,6 @@ pub struct Engine {
     send_slack_us: u64,
     devices: Vec<Dev>,
     links: Vec<Link>,
-    by_call_id: HashMap<String, usize>,
     /// Devices by when they fall due (superseded entries are skipped: see `queued_at`).
     due: DueWheel,
     /// `run_due`'s batch of entries taken from `due` (kept for its allocation).
@@ -547,7 +546,6 @@ impl Engine {
                     flagged: false,
                 })
                 .collect(),
-            by_call_id: HashMap::with_capacity(count as usize),
             due: DueWheel::new(DUE_SLOT_US, DUE_SLOTS, 0),
             due_batch: Vec::new(),
             retransmit: BinaryHeap::new(),
@@ -578,7 +576,6 @@ impl Engine {
             let i = k as usize;
             let link = i / per_link;
             let id = Identity::new(profile.user_start, number, profile.seed);
-            engine.by_call_id.insert(id.call_id.clone(), i);
             engine.links[link].devices.push(i);
             engine.devices.push(Dev {
                 device: Device::new(timing, run_start_us, 0),
@@ -1314,10 +1311,7 @@ impl Engine {
             return;
         }
         let Ok(call_id) = msg.call_id() else { return };
-        let Some(&i) = std::str::from_utf8(call_id)
-            .ok()
-            .and_then(|c| self.by_call_id.get(c))
-        else {
+        let Some(i) = self.device_by_call_id(call_id) else {
             return;
         };
         let Ok(cseq) = msg.cseq() else { return };
@@ -1342,6 +1336,16 @@ impl Engine {
                 self.poll_device(i, now_us, None);
             }
         }
+    }
+
+    /// The device whose Call-ID this is: its index is read from the user number the Call-ID
+    /// carries, then the whole Call-ID compared.
+    fn device_by_call_id(&self, call_id: &[u8]) -> Option<usize> {
+        let first = self.devices.first()?;
+        let first_user = (self.profile.user_start + first.number) as u32;
+        let i = call_id_user(call_id)?.wrapping_sub(first_user) as usize;
+        let d = self.devices.get(i)?;
+        (d.id.call_id.as_bytes() == call_id).then_some(i)
     }
 
     /// Frames the responses in link `l`'s buffer and hands each to its device.

@@ -58,6 +58,21 @@ impl Identity {
     }
 }
 
+/// The user number's low 32 bits, read back from a Call-ID [`Identity::new`] made (its third
+/// group of hex digits): how the engine finds the device an answer is for without a map of
+/// every Call-ID. Anything else gives `None`.
+pub fn call_id_user(call_id: &[u8]) -> Option<u32> {
+    let group = |k: usize| call_id.get(9 * k..9 * k + 8);
+    if call_id.len() < 27 || call_id[8] != b'-' || call_id[17] != b'-' || call_id[26] != b'@' {
+        return None;
+    }
+    let digits = group(2)?;
+    digits.iter().try_fold(0u32, |n, &b| {
+        let d = (b as char).to_digit(16)?;
+        Some(n << 4 | d)
+    })
+}
+
 /// A new Via branch (RFC 3261 magic cookie + request-unique digits).
 pub fn branch(seed: u64, device: u64, cseq: u32) -> Branch {
     const HEX: &[u8; 16] = b"0123456789abcdef";
