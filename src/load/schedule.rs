@@ -62,12 +62,10 @@ impl Identity {
 /// group of hex digits): how the engine finds the device an answer is for without a map of
 /// every Call-ID. Anything else gives `None`.
 pub fn call_id_user(call_id: &[u8]) -> Option<u32> {
-    let group = |k: usize| call_id.get(9 * k..9 * k + 8);
     if call_id.len() < 27 || call_id[8] != b'-' || call_id[17] != b'-' || call_id[26] != b'@' {
         return None;
     }
-    let digits = group(2)?;
-    digits.iter().try_fold(0u32, |n, &b| {
+    call_id[18..26].iter().try_fold(0u32, |n, &b| {
         let d = (b as char).to_digit(16)?;
         Some(n << 4 | d)
     })
