@@ -895,3 +895,35 @@ fn metrics_over_http_match_the_renderer() {
         1
     );
 }
+
+#[test]
+fn admission_decisions_and_returns_are_summed_over_cores() {
+    let metrics = Metrics::new(2);
+    for (core, k) in [(0, 1), (1, 10)] {
+        metrics
+            .core(core)
+            .set_admission(&regstorm::registrar::AdmissionStats {
+                verify_admitted: 7 * k,
+                verify_shed: 5 * k,
+                verify_returned: 3 * k,
+                verify_shed_again: 2 * k,
+                ..Default::default()
+            });
+    }
+    let samples = render(&metrics, 0);
+    let got = |name: &str, labels: &[(&str, &str)]| value(&samples, name, labels);
+    let verify = |outcome| [("class", "verify"), ("outcome", outcome)];
+    assert_eq!(got("regstorm_admission_total", &verify("admitted")), 77);
+    assert_eq!(got("regstorm_admission_total", &verify("shed")), 55);
+    assert_eq!(
+        got(
+            "regstorm_admission_returns_total",
+            &[("outcome", "verified")]
+        ),
+        33
+    );
+    assert_eq!(
+        got("regstorm_admission_returns_total", &[("outcome", "shed")]),
+        22
+    );
+}

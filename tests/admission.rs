@@ -282,6 +282,8 @@ fn a_device_sent_away_is_verified_when_it_comes_back_ahead_of_new_ones() {
         (1_500..2_400).contains(&returned),
         "{returned}: bounded by the target's worth of debt"
     );
+    // The others came back to their place and were sent away again, counted as such.
+    assert_eq!(a.stats().verify_shed_again, 19_900 - (returned - 100));
     assert!(a.reservations() > 0);
 }
 
@@ -294,4 +296,41 @@ fn a_policy_nobody_ticks_admits_everything_and_counts_it() {
     assert!((0..10_000).all(|_| a.admit_connection()));
     assert_eq!(a.stats().verify_admitted, 100_000);
     assert_eq!(a.stats().verify_shed, 0);
+}
+
+#[test]
+fn devices_coming_back_at_the_budgets_pace_are_all_verified_during_a_storm() {
+    let mut a = Admission::new(AdmissionConfig::default(), 5);
+    let mut now = T0;
+    a.on_tick(now, 0);
+    drain(&mut a);
+    // 3,000 devices sent away, each with a place on the calendar.
+    let waiting: Vec<Digest> = (0..3_000).map(|i| token(2_000_000 + i)).collect();
+    for d in &waiting {
+        assert!(!a.admit_verification(d));
+    }
+    // The first places come due a second later (Retry-After 1); what the core saved up
+    // meanwhile goes to new tokens.
+    now += 1_000_000;
+    a.on_tick(now, 0);
+    drain(&mut a);
+    // A storm goes on: every 10 ms tick, 400 new tokens arrive before the returning devices,
+    // which come back 150 a tick (a tick's budget is 0.8 to 0.9 x 10 ms at 50 µs: 160 to 180).
+    let mut new_admitted = 0;
+    for back in waiting.chunks(150) {
+        now += TICK;
+        a.on_tick(now, 0);
+        new_admitted += (0..400).filter(|_| a.admit_verification(&fresh())).count();
+        for d in back {
+            assert!(
+                a.admit_verification(d),
+                "a device coming back to its place is verified"
+            );
+        }
+    }
+    let s = a.stats();
+    assert_eq!((s.verify_returned, s.verify_shed_again), (3_000, 0));
+    // What the returning devices leave of each tick still goes to new tokens.
+    assert!(new_admitted > 0, "new tokens took the rest of the budget");
+    assert!(new_admitted < 20 * 40, "{new_admitted}: only the rest");
 }

@@ -146,6 +146,8 @@ pub struct CoreMetrics {
     overload_rejections: AtomicU64,
     verify_admitted: AtomicU64,
     verify_shed: AtomicU64,
+    verify_returned: AtomicU64,
+    verify_shed_again: AtomicU64,
     connections_admitted: AtomicU64,
     connections_deferred: AtomicU64,
     standing_queues: AtomicU64,
@@ -238,6 +240,8 @@ impl CoreMetrics {
     pub fn set_admission(&self, a: &crate::registrar::AdmissionStats) {
         self.verify_admitted.store(a.verify_admitted, Relaxed);
         self.verify_shed.store(a.verify_shed, Relaxed);
+        self.verify_returned.store(a.verify_returned, Relaxed);
+        self.verify_shed_again.store(a.verify_shed_again, Relaxed);
         self.connections_admitted
             .store(a.connections_admitted, Relaxed);
         self.connections_deferred
@@ -377,6 +381,22 @@ impl Metrics {
         ] {
             let labels = [("class", class), ("outcome", outcome)];
             w.sample("regstorm_admission_total", &labels, self.sum(field));
+        }
+        w.family(
+            "regstorm_admission_returns_total",
+            "counter",
+            "Fresh tokens that came back to the place a 503 kept for them on the retry \
+             calendar, by outcome (verified ahead of new ones; shed: sent away again).",
+        );
+        for (outcome, field) in [
+            ("verified", (|c| &c.verify_returned) as Counter),
+            ("shed", |c| &c.verify_shed_again),
+        ] {
+            w.sample(
+                "regstorm_admission_returns_total",
+                &[("outcome", outcome)],
+                self.sum(field),
+            );
         }
         w.family(
             "regstorm_admission_standing_queues_total",

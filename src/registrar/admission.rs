@@ -84,6 +84,9 @@ pub struct AdmissionStats {
     pub verify_shed: u64,
     /// Of the admitted, those that came back to a place kept on the calendar.
     pub verify_returned: u64,
+    /// Of the shed, those that came back to a place kept on the calendar and were sent away
+    /// again (the core's debt was at its bound).
+    pub verify_shed_again: u64,
     /// Connections taken.
     pub connections_admitted: u64,
     /// Times the accept loop was held to the next tick.
@@ -268,7 +271,11 @@ impl Admission {
         // of verification: a deeper debt is paid as a standing queue in front of every
         // connection on the core (a burst of debt was measured as 300 to 500 ms of delay).
         let debt = self.cfg.share_max * self.cfg.target_us as f64;
-        let returned = self.credit_us > -debt && self.reserved.remove(&key).is_some();
+        let has_place = self.reserved.contains_key(&key);
+        let returned = has_place && self.credit_us > -debt;
+        if returned {
+            self.reserved.remove(&key);
+        }
         if returned || self.credit_us > 0.0 || !self.limited {
             self.credit_us -= self.cost_us;
             self.stats.verify_admitted += 1;
@@ -277,6 +284,7 @@ impl Admission {
             return true;
         }
         self.stats.verify_shed += 1;
+        self.stats.verify_shed_again += u64::from(has_place);
         self.interval_shed += 1;
         let (slot, wait) = self.calendar_place();
         self.rng = splitmix64(self.rng);
@@ -284,7 +292,7 @@ impl Admission {
         let c = self.cfg;
         self.last_retry_s =
             (((wait + jitter) / 1_000_000) as u32).clamp(c.retry_min_s, c.retry_max_s);
-        if self.reserved.len() < c.max_reservations || self.reserved.contains_key(&key) {
+        if self.reserved.len() < c.max_reservations || has_place {
             // A place given again replaces the old one; the old entry in the order no longer
             // matches and is skipped at expiry.
             self.reserved.insert(key, slot);
