@@ -198,6 +198,41 @@ fn register_fresh_token(mut f: Fresh) -> Fresh {
     f
 }
 
+/// The fresh-token workload on a core whose verification budget is spent: each REGISTER is
+/// answered 503 with a Retry-After from the calendar (what a storm's every extra arrival costs
+/// the registrar beyond reading it).
+fn shed_setup() -> Fresh {
+    let mut f = fresh_eddsa();
+    let spent = regstorm::registrar::AdmissionConfig {
+        share_start: 0.0,
+        ..regstorm::registrar::AdmissionConfig::default()
+    };
+    f.p.registrar
+        .set_admission(regstorm::registrar::Admission::new(spent, 7));
+    f
+}
+
+/// Every REGISTER was shed (answered 503 and counted as shed, not verified).
+fn shed_check(mut f: Fresh) {
+    assert!(
+        f.p.out.starts_with(b"SIP/2.0 503 "),
+        "{}",
+        String::from_utf8_lossy(&f.p.out)
+    );
+    assert_eq!(f.p.registrar.verifier().stats().shed, u64::from(FRESH));
+}
+
+#[library_benchmark]
+#[bench::x20(setup = shed_setup, teardown = shed_check)]
+fn register_shed(mut f: Fresh) -> Fresh {
+    for wire in &f.wires {
+        let o = f.p.handle(wire);
+        debug_assert_eq!(o, Outcome::Replied(503));
+        black_box(o);
+    }
+    f
+}
+
 // ---------------------------------------------------------------------------------------------
 // The binding table alone: a new device's binding (insert) and a re-registration (refresh).
 
@@ -488,7 +523,8 @@ library_benchmark_group!(
         register_cached_token,
         verify_cache_hit,
         floor_sha256,
-        register_fresh_token
+        register_fresh_token,
+        register_shed
     ]
 );
 

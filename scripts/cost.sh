@@ -81,6 +81,7 @@ WHAT = {
     "floor_sha256": "floor: one SHA-256 of the same token",
     "register_fresh_token_eddsa": "REGISTER with a token never seen: EdDSA verification, then as cached",
     "register_fresh_token_rs256": "the same with an RS256 (2048-bit) token",
+    "register_shed": "the same on a core with no verification budget left: 503 with a Retry-After from the calendar",
     "binding_insert": "binding table alone: a new device's binding",
     "binding_refresh": "binding table alone: the same Call-ID, next CSeq",
     "engine_register_and_answer": "load engine: build a re-REGISTER (token text rebuilt), read its 200",
