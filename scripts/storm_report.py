@@ -84,7 +84,9 @@ if during:
               f"retries {sum(row.get('retries', 0) for row in tl)} in the run")
 print(f"- registrar: CPU {proc['cpu_s']} s, RSS {proc['rss_kb_before']} kB before, {proc['rss_kb_after']} kB after; "
       f"admission: verify admitted {metric('regstorm_admission_total', outcome='admitted', **{'class': 'verify'})}, "
-      f"shed {metric('regstorm_admission_total', outcome='shed', **{'class': 'verify'})}; "
+      f"shed {metric('regstorm_admission_total', outcome='shed', **{'class': 'verify'})} (devices back at their "
+      f"place: verified {metric('regstorm_admission_returns_total', outcome='verified')}, "
+      f"shed again {metric('regstorm_admission_returns_total', outcome='shed')}); "
       f"connections deferred {metric('regstorm_admission_total', outcome='deferred')}; "
       f"standing-queue intervals {metric('regstorm_admission_standing_queues_total')}")
 print(f"- bottleneck by phase: {s.get('bottleneck_by_phase')}")
