@@ -8,7 +8,7 @@ use crate::config::ListenerKind;
 use crate::registrar::Facts;
 use crate::session::{answer_datagram, CloseReason, Session};
 use crate::sip::Source;
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::AsyncWriteExt;
 use glommio::net::{TcpListener, TcpStream, UdpSocket};
 use std::io::ErrorKind;
 use std::net::SocketAddr;
@@ -16,9 +16,9 @@ use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-/// Bytes read from a socket at a time: one page per connection (a Jabber REGISTER with its
-/// token and body is about 3.5 KB); longer messages and TLS records just take more reads.
-const READ_BUF: usize = 4 * 1024;
+/// Bytes read from a socket at a time, into the core's one read buffer (a Jabber REGISTER with
+/// its token and body is about 3.5 KB); longer messages and TLS records just take more reads.
+pub(super) const READ_BUF: usize = 4 * 1024;
 /// After a read that filled the buffer, up to this many more are taken at once, without
 /// waiting, before answering: a client that pipelines gets its answers in one write (one
 /// segment, one wake-up of the client) instead of one per page read.
@@ -182,13 +182,24 @@ async fn connection(core: Rc<Core>, li: usize, mut stream: TcpStream) {
         expired: std::cell::Cell::new(false),
     });
     core.watched.borrow_mut().insert(conn, watch.clone());
-    let mut buf = vec![0u8; READ_BUF];
-    let mut out = Vec::with_capacity(4096);
+    let mut out = Vec::new();
     let mut handshaking = kind.is_tls();
     loop {
         watch.deadline.set(session.deadline());
         watch.excused_at.set(core.excused_ms.get());
-        let read = stream.read(&mut buf).await;
+        // What is there is taken into the core's buffer at once; with nothing there the
+        // connection waits for its socket holding no buffer (a one-byte peek), so an idle
+        // connection costs no read buffer.
+        let mut read = recv_now(&core, watch.fd);
+        if read.is_none() {
+            let mut one = [0u8; 1];
+            let waited = stream.peek(&mut one).await;
+            read = match waited {
+                Ok(0) => Some(Ok(0)),
+                Ok(_) => recv_now(&core, watch.fd),
+                Err(e) => Some(Err(e.into())),
+            };
+        }
         if watch.expired.get() {
             // The sweeper shut the read side: the handshake, message or idle time ran out.
             if let Some(reason) = session.on_timer(now_ms()) {
@@ -203,34 +214,40 @@ async fn connection(core: Rc<Core>, li: usize, mut stream: TcpStream) {
             break;
         }
         let n = match read {
-            Ok(n) => n,
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(e) => {
+            // Readable, then nothing after all (another reader cannot exist; a spurious wake).
+            None => continue,
+            Some(Ok(n)) => n,
+            Some(Err(e)) if e.kind() == ErrorKind::Interrupted => continue,
+            Some(Err(e)) => {
                 tracing::debug!("{}: read: {e}", kind.as_str());
                 break;
             }
         };
         let m = core.metrics();
         m.bytes_in(n as u64);
+        // The core's buffer holds this read until it is handed on: no await in between.
+        let buf = core.read_buf.borrow();
         let mut result = receive(&core, &mut session, &buf[..n]);
+        drop(buf);
         // More already waiting: taken now, answered together.
-        let mut full = n == buf.len();
+        let mut full = n == READ_BUF;
+        let pipelining = full;
         let mut peer_closed = false;
         let mut reads = 0;
         while full && result.is_ok() && reads < DRAIN_READS {
             reads += 1;
-            let flags = nix::sys::socket::MsgFlags::MSG_DONTWAIT;
-            match nix::sys::socket::recv(watch.fd, &mut buf, flags) {
-                Ok(0) => peer_closed = true,
-                Ok(k) => {
+            match recv_now(&core, watch.fd) {
+                Some(Ok(0)) => peer_closed = true,
+                Some(Ok(k)) => {
                     m.bytes_in(k as u64);
-                    full = k == buf.len();
+                    full = k == READ_BUF;
+                    let buf = core.read_buf.borrow();
                     result = receive(&core, &mut session, &buf[..k]);
                     continue;
                 }
-                Err(nix::errno::Errno::EINTR) => continue,
+                Some(Err(e)) if e.kind() == ErrorKind::Interrupted => continue,
                 // Nothing more now (or an error the next read reports).
-                Err(_) => {}
+                _ => {}
             }
             break;
         }
@@ -256,6 +273,11 @@ async fn connection(core: Rc<Core>, li: usize, mut stream: TcpStream) {
             }
         }
         let written = flush(&core, &mut stream, &mut session, &mut out).await;
+        if !pipelining {
+            // A device's connection between two REGISTERs minutes apart keeps no answer
+            // buffer either; a pipelining one (an Expressway-C) keeps its for the next turn.
+            out = Vec::new();
+        }
         if let Err(reason) = result {
             tracing::debug!("{}: {peer:?} closed: {reason:?}", kind.as_str());
             slot.3.set(cause(&reason));
@@ -279,6 +301,16 @@ async fn connection(core: Rc<Core>, li: usize, mut stream: TcpStream) {
     let removed = core.registrar.borrow_mut().connection_closed(facts.conn);
     if removed > 0 {
         tracing::debug!("{}: {removed} bindings went with {peer:?}", kind.as_str());
+    }
+}
+
+/// One non-blocking read of the socket into the core's buffer: `None` when nothing is there.
+fn recv_now(core: &Core, fd: std::os::fd::RawFd) -> Option<std::io::Result<usize>> {
+    let mut buf = core.read_buf.borrow_mut();
+    match nix::sys::socket::recv(fd, &mut buf, nix::sys::socket::MsgFlags::MSG_DONTWAIT) {
+        Ok(n) => Some(Ok(n)),
+        Err(nix::errno::Errno::EAGAIN) => None,
+        Err(e) => Some(Err(e.into())),
     }
 }
 
@@ -306,6 +338,11 @@ async fn flush(
     session: &mut Session,
     out: &mut Vec<u8>,
 ) -> bool {
+    if out.capacity() == 0 {
+        // Released while the connection was quiet: room for a few answers at once, not a
+        // doubling per push.
+        out.reserve(2048);
+    }
     session.transmit(out);
     if out.is_empty() {
         return true;

@@ -167,6 +167,10 @@ pub(crate) struct Core {
     /// pushed back by what accrued while they ran, so only a peer's own silence expires it.
     pub(crate) excused_ms: Cell<u64>,
     pub(crate) stopping: Cell<bool>,
+    /// The one read buffer of this core's stream connections: a connection reads into it only
+    /// once its socket has something, and hands the bytes on before it next waits, so an idle
+    /// connection holds no read buffer of its own.
+    pub(crate) read_buf: RefCell<Vec<u8>>,
 }
 
 impl Core {
@@ -438,6 +442,7 @@ async fn run_core(
         watched: RefCell::new(std::collections::HashMap::new()),
         excused_ms: Cell::new(0),
         stopping: Cell::new(false),
+        read_buf: RefCell::new(vec![0u8; conn::READ_BUF]),
     });
     // Bind everything before saying ready.
     let mut bound = Vec::with_capacity(addrs.len());
