@@ -226,9 +226,7 @@ async fn connection(core: Rc<Core>, li: usize, mut stream: TcpStream) {
         let m = core.metrics();
         m.bytes_in(n as u64);
         // The core's buffer holds this read until it is handed on: no await in between.
-        let buf = core.read_buf.borrow();
-        let mut result = receive(&core, &mut session, &buf[..n]);
-        drop(buf);
+        let mut result = receive(&core, &mut session, n);
         // More already waiting: taken now, answered together.
         let mut full = n == READ_BUF;
         let pipelining = full;
@@ -241,8 +239,7 @@ async fn connection(core: Rc<Core>, li: usize, mut stream: TcpStream) {
                 Some(Ok(k)) => {
                     m.bytes_in(k as u64);
                     full = k == READ_BUF;
-                    let buf = core.read_buf.borrow();
-                    result = receive(&core, &mut session, &buf[..k]);
+                    result = receive(&core, &mut session, k);
                     continue;
                 }
                 Some(Err(e)) if e.kind() == ErrorKind::Interrupted => continue,
@@ -314,10 +311,12 @@ fn recv_now(core: &Core, fd: std::os::fd::RawFd) -> Option<std::io::Result<usize
     }
 }
 
-/// Hands one read to the session. Times the call when it verified fresh tokens, so that the
+/// Hands one read (the first `n` bytes of the core's read buffer) to the session. Times the call when it verified fresh tokens, so that the
 /// core's admission knows what a verification costs here (the little else done in the same
 /// read is charged to it too: the estimate errs on the safe side).
-fn receive(core: &Core, session: &mut Session, bytes: &[u8]) -> Result<(), CloseReason> {
+fn receive(core: &Core, session: &mut Session, n: usize) -> Result<(), CloseReason> {
+    let buf = core.read_buf.borrow();
+    let bytes = &buf[..n];
     let mut registrar = core.registrar.borrow_mut();
     let before = registrar.verifier().stats().verifications;
     // One clock read per read; a second only when there is a cost to measure.
