@@ -331,7 +331,8 @@ impl Session {
         }
     }
 
-    /// Moves the bytes ready for the socket into `out`.
+    /// Moves the bytes ready for the socket into `out`: into an empty `out` by handing over
+    /// the buffer itself (no copy; the session keeps `out`'s empty one), else appended.
     pub fn transmit(&mut self, out: &mut Vec<u8>) {
         if let Transport::Tls(conn) = &mut self.transport {
             while conn.wants_write() {
@@ -340,7 +341,11 @@ impl Session {
                 }
             }
         }
-        out.append(&mut self.out_wire);
+        if out.is_empty() {
+            std::mem::swap(out, &mut self.out_wire);
+        } else {
+            out.append(&mut self.out_wire);
+        }
     }
 
     /// The next moment `on_timer` must run (milliseconds).

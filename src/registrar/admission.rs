@@ -271,11 +271,13 @@ impl Admission {
         // of verification: a deeper debt is paid as a standing queue in front of every
         // connection on the core (a burst of debt was measured as 300 to 500 ms of delay).
         let debt = self.cfg.share_max * self.cfg.target_us as f64;
-        let has_place = self.reserved.contains_key(&key);
-        let returned = has_place && self.credit_us > -debt;
-        if returned {
-            self.reserved.remove(&key);
-        }
+        // One lookup either way: a place is taken up when its device is let through.
+        let (has_place, returned) = if self.credit_us > -debt {
+            let r = self.reserved.remove(&key).is_some();
+            (r, r)
+        } else {
+            (self.reserved.contains_key(&key), false)
+        };
         if returned || self.credit_us > 0.0 || !self.limited {
             self.credit_us -= self.cost_us;
             self.stats.verify_admitted += 1;

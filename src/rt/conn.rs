@@ -272,7 +272,8 @@ async fn connection(core: Rc<Core>, li: usize, mut stream: TcpStream) {
         let written = flush(&core, &mut stream, &mut session, &mut out).await;
         if !pipelining {
             // A device's connection between two REGISTERs minutes apart keeps no answer
-            // buffer either; a pipelining one (an Expressway-C) keeps its for the next turn.
+            // buffer either (the session handed its own over in `transmit`); a pipelining one
+            // (an Expressway-C) keeps it for the next turn.
             out = Vec::new();
         }
         if let Err(reason) = result {
@@ -337,11 +338,6 @@ async fn flush(
     session: &mut Session,
     out: &mut Vec<u8>,
 ) -> bool {
-    if out.capacity() == 0 {
-        // Released while the connection was quiet: room for a few answers at once, not a
-        // doubling per push.
-        out.reserve(2048);
-    }
     session.transmit(out);
     if out.is_empty() {
         return true;
