@@ -52,7 +52,7 @@ addr = "127.0.0.1:$admin"
 TOML
 "$BIN" serve --config "$lab/idle.toml" --log-level warn >"$OUT/serve.log" 2>&1 &
 spid=$!
-for _ in $(seq 50); do curl -sf "http://127.0.0.1:$admin/healthz" >/dev/null && break; sleep 0.1; done
+wait_healthy "$admin"
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$spid/status"; }
 rss0=$(rss_kb)
 python3 scripts/idle_conns.py 127.0.0.1 "$port" "$lab/ca.pem" "$lab" "$WARM,$STAGES" >"$OUT/client.log" 2>&1 &

@@ -51,7 +51,7 @@ addr = "127.0.0.1:$admin"
 TOML
 "$BIN" serve --config "$lab/ov.toml" --log-level warn >"$OUT/serve.log" 2>&1 &
 spid=$!
-for _ in $(seq 50); do curl -sf "http://127.0.0.1:$admin/healthz" >/dev/null && break; sleep 0.1; done
+wait_healthy "$admin"
 "$BIN" load --profile mra-storm --target "127.0.0.1:$port" --ca "$lab/ca.pem" \
     --signing-key "$lab/signing.key" --server-name localhost \
     --client-cert "$lab/expressway.pem" --client-key "$lab/expressway.key" \

@@ -91,7 +91,7 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 start_server() {
     "$bin" serve --config "${2:-$work/lab/storm.toml}" --log-level info >"$work/serve-$1.log" 2>&1 &
     server_pid=$!
-    for _ in $(seq 50); do curl -sf "http://127.0.0.1:$admin_port/healthz" >/dev/null && break; sleep 0.1; done
+    wait_healthy "$admin_port"
     rss0=$(rss_kb "$server_pid") cpu0=$(cpu_ticks "$server_pid")
 }
 

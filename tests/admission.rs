@@ -40,6 +40,15 @@ fn drain(a: &mut Admission) -> u64 {
     n
 }
 
+/// `n` tokens numbered from `first`, each refused (and so given a place on the calendar).
+fn send_away(a: &mut Admission, first: u64, n: u64) -> Vec<Digest> {
+    let tokens: Vec<Digest> = (first..first + n).map(token).collect();
+    for d in &tokens {
+        assert!(!a.admit_verification(d));
+    }
+    tokens
+}
+
 #[test]
 fn a_burst_into_an_idle_core_is_verified_not_shed() {
     let mut a = Admission::new(AdmissionConfig::default(), 1);
@@ -253,10 +262,7 @@ fn a_device_sent_away_is_verified_when_it_comes_back_ahead_of_new_ones() {
     a.on_tick(now, 0);
     drain(&mut a);
     // 20,000 devices are sent away with a place each.
-    let waiting: Vec<Digest> = (0..20_000).map(|i| token(1_000_000 + i)).collect();
-    for d in &waiting {
-        assert!(!a.admit_verification(d));
-    }
+    let waiting = send_away(&mut a, 1_000_000, 20_000);
     assert_eq!(a.reservations(), 20_001); // and the refusal that ended drain()
                                           // Later, with new arrivals taking every tick's budget, the returning ones still pass, and
                                           // the new ones are the ones sent away.
@@ -305,10 +311,7 @@ fn devices_coming_back_at_the_budgets_pace_are_all_verified_during_a_storm() {
     a.on_tick(now, 0);
     drain(&mut a);
     // 3,000 devices sent away, each with a place on the calendar.
-    let waiting: Vec<Digest> = (0..3_000).map(|i| token(2_000_000 + i)).collect();
-    for d in &waiting {
-        assert!(!a.admit_verification(d));
-    }
+    let waiting = send_away(&mut a, 2_000_000, 3_000);
     // The first places come due a second later (Retry-After 1); what the core saved up
     // meanwhile goes to new tokens.
     now += 1_000_000;

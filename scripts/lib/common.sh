@@ -17,6 +17,14 @@ kind = socket.SOCK_DGRAM if sys.argv[1] == "udp" else socket.SOCK_STREAM
 s = socket.socket(socket.AF_INET, kind); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' "${1:-tcp}"
 }
 
+# wait_healthy ADMIN_PORT: waits up to 5 s for a started `regstorm serve` to answer /healthz.
+wait_healthy() {
+    for _ in $(seq 50); do
+        curl -sf "http://127.0.0.1:$1/healthz" >/dev/null && return 0
+        sleep 0.1
+    done
+}
+
 # stat_col FILE NAME: the last row's value of column NAME of a SIPp statistics CSV.
 stat_col() {
     awk -F';' -v col="$2" 'NR == 1 {for (i = 1; i <= NF; i++) if ($i == col) c = i; next}
