@@ -32,8 +32,9 @@ pub struct TokenClaims<'a> {
 impl TokenClaims<'_> {
     /// The claims as compact JSON: byte for byte what serde_json writes for this struct (a
     /// property test holds the two together). Written by hand because the load engine rebuilds
-    /// a token's text for every REGISTER it sends, and serde_json's string escaping and its
-    /// allocation were a tenth of the engine's CPU in a 3x overload storm.
+    /// a token's text for every REGISTER it sends, and serde_json's escaping and allocation were
+    /// most of the 11 % of the engine's samples that text took in a 3x overload storm
+    /// (results/storm-20261203c/engine-profile.md).
     pub fn to_json(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(256);
         // Writing to a Vec cannot fail.
