@@ -195,6 +195,7 @@ fn finish(
             tokens_before_run_bytes: bank.bytes,
             tokens_in_run: stats.tokens_minted,
             inline_mints: stats.inline_mints,
+            rss_max_bytes: rss_max_bytes(),
         },
         Machine::here(),
     );
@@ -440,6 +441,16 @@ fn rss_bytes() -> u64 {
         .ok()
         .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
         .map_or(0, |pages| pages * 4096)
+}
+
+/// Peak resident memory of this process so far (`VmHWM`, in kB in /proc/self/status).
+fn rss_max_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
 }
 
 /// CPU seconds of this process (all threads).

@@ -8,19 +8,19 @@ use std::collections::HashSet;
 fn identities_are_stable_distinct_and_reproducible() {
     let a = Identity::new(1_000_000, 7, 1);
     assert_eq!(a, Identity::new(1_000_000, 7, 1), "same seed, same device");
-    assert_eq!(a.user, "1000007");
-    assert_eq!(a.device, "CSF1000007");
-    assert!(a.instance.starts_with("<urn:uuid:") && a.instance.ends_with('>'));
-    assert_eq!(a.instance.len(), "<urn:uuid:>".len() + 36);
-    assert_eq!(a.contact_user.len(), 36);
+    assert_eq!(a.user(), "1000007");
+    assert_eq!(a.device(), "CSF1000007");
+    assert!(a.instance().starts_with("<urn:uuid:") && a.instance().ends_with('>'));
+    assert_eq!(a.instance().len(), "<urn:uuid:>".len() + 36);
+    assert_eq!(a.contact_user().len(), 36);
     let b = Identity::new(1_000_000, 7, 2);
-    assert_ne!(a.call_id, b.call_id, "another seed, other random parts");
+    assert_ne!(a.call_id(), b.call_id(), "another seed, other random parts");
     let ids: HashSet<String> = (0..10_000)
-        .map(|i| Identity::new(1_000_000, i, 1).call_id)
+        .map(|i| Identity::new(1_000_000, i, 1).call_id().to_string())
         .collect();
     assert_eq!(ids.len(), 10_000);
     let instances: HashSet<String> = (0..10_000)
-        .map(|i| Identity::new(1_000_000, i, 1).instance)
+        .map(|i| Identity::new(1_000_000, i, 1).instance().to_string())
         .collect();
     assert_eq!(instances.len(), 10_000);
 }
@@ -159,10 +159,10 @@ fn a_call_id_gives_back_its_user_number() {
     ] {
         let id = Identity::new(start, i, 42);
         assert_eq!(
-            call_id_user(id.call_id.as_bytes()),
+            call_id_user(id.call_id().as_bytes()),
             Some((start + i) as u32),
             "{}",
-            id.call_id
+            id.call_id()
         );
     }
     for other in [
@@ -173,5 +173,49 @@ fn a_call_id_gives_back_its_user_number() {
         "0000000a_0000000b-0000000c@x",
     ] {
         assert_eq!(call_id_user(other.as_bytes()), None, "{other}");
+    }
+}
+
+/// The identity is written by hand into a stack buffer (the engine builds it for every
+/// REGISTER); these are the same parts written with `format!`, as the engine once kept them.
+fn identity_by_format(user_start: u64, index: u64, seed: u64) -> [String; 6] {
+    use regstorm::mix::splitmix64 as splitmix;
+    let user = user_start.wrapping_add(index);
+    let r = |k: u64| splitmix(seed ^ splitmix(user ^ (k << 56)));
+    let uuid = |a: u64, b: u64| {
+        format!(
+            "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+            a >> 32,
+            (a >> 16) & 0xffff,
+            a & 0xffff,
+            b >> 48,
+            b & 0xffff_ffff_ffff
+        )
+    };
+    [
+        user.to_string(),
+        format!("{:08x}-{:08x}-{:08x}@10.0.0.1", r(1) as u32, r(2) as u32, user as u32),
+        format!("{:016x}", r(3)),
+        uuid(r(4), r(5)),
+        format!("<urn:uuid:{}>", uuid(r(6), r(7))),
+        format!("CSF{user}"),
+    ]
+}
+
+proptest::proptest! {
+    #[test]
+    fn an_identity_is_what_format_writes(
+        start in proptest::prelude::any::<u64>(),
+        index in 0u64..10_000_000,
+        seed in proptest::prelude::any::<u64>(),
+    ) {
+        let start = start.min(u64::MAX - index);
+        let id = Identity::new(start, index, seed);
+        let got = [id.user(), id.call_id(), id.from_tag(), id.contact_user(), id.instance(), id.device()];
+        proptest::prop_assert_eq!(got.map(str::to_string), identity_by_format(start, index, seed));
+        proptest::prop_assert!(Identity::is_call_id(start, index, seed, id.call_id().as_bytes()));
+        let mut other = id.call_id().as_bytes().to_vec();
+        other[3] ^= 1;
+        proptest::prop_assert!(!Identity::is_call_id(start, index, seed, &other));
     }
 }

@@ -397,7 +397,6 @@ struct Link {
 
 struct Dev {
     device: Device,
-    id: Identity,
     link: usize,
     /// The token the device holds.
     token: Option<Minted>,
@@ -575,11 +574,9 @@ impl Engine {
             let number = first + k;
             let i = k as usize;
             let link = i / per_link;
-            let id = Identity::new(profile.user_start, number, profile.seed);
             engine.links[link].devices.push(i);
             engine.devices.push(Dev {
                 device: Device::new(timing, run_start_us, 0),
-                id,
                 link,
                 token: None,
                 number,
@@ -839,15 +836,20 @@ impl Engine {
         }
     }
 
+    /// Device `i`'s identity, built from its number (not kept: see [`Identity`]).
+    fn identity(&self, i: usize) -> Identity {
+        Identity::new(self.profile.user_start, self.devices[i].number, self.profile.seed)
+    }
+
     /// Signs a token for device `i` (its CPU counted apart).
     fn sign(&mut self, i: usize, now_us: u64) -> Minted {
         let started = std::time::Instant::now();
-        let d = &self.devices[i];
+        let id = self.identity(i);
         let mut input = std::mem::take(&mut self.token_text);
         input.clear();
         let claims = device_claims(
-            &d.id.user,
-            &d.id.device,
+            id.user(),
+            id.device(),
             now_us / 1_000_000,
             self.profile.token_ttl_s,
         );
@@ -901,7 +903,7 @@ impl Engine {
 
     /// Writes device `i`'s token (compact JWS) into `out`: its claims rebuilt, its signature
     /// from the bank or its own.
-    fn token_text(&self, i: usize, out: &mut String) -> bool {
+    fn token_text(&self, i: usize, id: &Identity, out: &mut String) -> bool {
         let d = &self.devices[i];
         let Some(t) = &d.token else { return false };
         let sig = match &t.sig {
@@ -912,8 +914,8 @@ impl Engine {
             },
         };
         let claims = device_claims(
-            &d.id.user,
-            &d.id.device,
+            id.user(),
+            id.device(),
             t.at_us / 1_000_000,
             self.profile.token_ttl_s,
         );
@@ -1028,8 +1030,9 @@ impl Engine {
     }
 
     fn write_register(&mut self, i: usize, cseq: u32, with_token: bool, expires: u32, now_us: u64) {
+        let id = self.identity(i);
         let mut token = std::mem::take(&mut self.token_text);
-        let has_token = with_token && self.token_text(i, &mut token);
+        let has_token = with_token && self.token_text(i, &id, &mut token);
         let d = &self.devices[i];
         let l = d.link;
         let b = branch(self.profile.seed, d.number, cseq);
@@ -1042,16 +1045,16 @@ impl Engine {
         let link = &mut self.links[l];
         let register = Register {
             domain: &self.profile.domain,
-            user: &d.id.user,
+            user: id.user(),
             local: &link.local,
             transport,
             branch: b.as_str(),
-            from_tag: &d.id.from_tag,
-            call_id: &d.id.call_id,
+            from_tag: id.from_tag(),
+            call_id: id.call_id(),
             cseq,
-            contact_user: &d.id.contact_user,
-            instance: &d.id.instance,
-            device: &d.id.device,
+            contact_user: id.contact_user(),
+            instance: id.instance(),
+            device: id.device(),
             expires,
             token: has_token.then_some(token.as_str()),
             date: "Mon, 30 Mar 2020 11:03:19 GMT",
@@ -1345,7 +1348,8 @@ impl Engine {
         let first_user = (self.profile.user_start + first.number) as u32;
         let i = call_id_user(call_id)?.wrapping_sub(first_user) as usize;
         let d = self.devices.get(i)?;
-        (d.id.call_id.as_bytes() == call_id).then_some(i)
+        let (start, seed) = (self.profile.user_start, self.profile.seed);
+        Identity::is_call_id(start, d.number, seed, call_id).then_some(i)
     }
 
     /// Frames the responses in link `l`'s buffer and hands each to its device.

@@ -241,6 +241,11 @@ impl Summary {
         );
         row(
             &mut t,
+            "load RSS (peak)",
+            format!("{:.1} MiB", self.load.rss_max_bytes as f64 / 1048576.0),
+        );
+        row(
+            &mut t,
             "token minting CPU",
             format!("{:.3} s", self.load.mint_cpu_s),
         );

@@ -4,57 +4,139 @@
 
 use super::device::Device;
 use super::profile::Profile;
-use std::fmt::Write as _;
 
 /// What stays the same for a device through a run: its user, Call-ID, tags, UUIDs, name.
+///
+/// Built on the stack from the device's number and the run's seed whenever a REGISTER is
+/// written, not kept per device: six strings per device were some 330 bytes of heap each, and
+/// in a storm of a million devices reading them back was a cache miss per string per REGISTER.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Identity {
-    pub user: String,
-    pub call_id: String,
-    pub from_tag: String,
-    /// The Contact's user part (Jabber uses a UUID).
-    pub contact_user: String,
-    /// `<urn:uuid:...>`.
-    pub instance: String,
-    /// Cisco device name, e.g. `CSF1000000`.
-    pub device: String,
+    text: [u8; ID_TEXT],
+    /// Where each part ends in `text`: user, Call-ID, From tag, Contact user, instance, name.
+    ends: [u8; 6],
 }
+
+/// The longest identity: a 20-digit user twice, three 36-character UUIDs' worth of hex, and
+/// the fixed parts.
+const ID_TEXT: usize = 20 + CALL_ID + 16 + 36 + INSTANCE + 3 + 20;
+const CALL_ID: usize = 8 + 1 + 8 + 1 + 8 + CALL_ID_HOST.len();
+const CALL_ID_HOST: &str = "@10.0.0.1";
+const INSTANCE: usize = "<urn:uuid:>".len() + 36;
 
 use crate::mix::splitmix64 as splitmix;
 
-/// 128 bits (`a`, then `b`) written as a UUID: 8-4-4-4-12 lowercase hex digits.
-pub fn uuid(a: u64, b: u64) -> String {
-    let mut s = String::with_capacity(36);
-    let _ = write!(
-        s,
-        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-        a >> 32,
-        (a >> 16) & 0xffff,
-        a & 0xffff,
-        b >> 48,
-        b & 0xffff_ffff_ffff
-    );
-    s
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Appends the low `digits` hex digits of `v` (lowercase) to `out` at `at`; returns the end.
+fn put_hex(out: &mut [u8], at: usize, v: u64, digits: usize) -> usize {
+    for (k, d) in out[at..at + digits].iter_mut().enumerate() {
+        *d = HEX[((v >> (4 * (digits - 1 - k))) & 0xf) as usize];
+    }
+    at + digits
+}
+
+fn put(out: &mut [u8], at: usize, s: &[u8]) -> usize {
+    out[at..at + s.len()].copy_from_slice(s);
+    at + s.len()
+}
+
+/// 128 bits (`a`, then `b`) written as a UUID (8-4-4-4-12 lowercase hex digits) at `at`.
+fn put_uuid(out: &mut [u8], at: usize, a: u64, b: u64) -> usize {
+    let mut at = put_hex(out, at, a >> 32, 8);
+    at = put(out, at, b"-");
+    at = put_hex(out, at, a >> 16, 4);
+    at = put(out, at, b"-");
+    at = put_hex(out, at, a, 4);
+    at = put(out, at, b"-");
+    at = put_hex(out, at, b >> 48, 4);
+    at = put(out, at, b"-");
+    put_hex(out, at, b, 12)
+}
+
+/// The device's random parts: `k` picks which.
+fn random_part(seed: u64, user: u64, k: u64) -> u64 {
+    splitmix(seed ^ splitmix(user ^ (k << 56)))
+}
+
+/// The Call-ID of user number `user` (its third group the user's low 32 bits, see
+/// [`call_id_user`]) at `at`.
+fn put_call_id(out: &mut [u8], at: usize, seed: u64, user: u64) -> usize {
+    let mut at = put_hex(out, at, random_part(seed, user, 1), 8);
+    at = put(out, at, b"-");
+    at = put_hex(out, at, random_part(seed, user, 2), 8);
+    at = put(out, at, b"-");
+    at = put_hex(out, at, user, 8);
+    put(out, at, CALL_ID_HOST.as_bytes())
 }
 
 impl Identity {
     /// Device number `index` (0-based) of a run with `seed`.
     pub fn new(user_start: u64, index: u64, seed: u64) -> Identity {
         let user = user_start + index;
-        let r = |k: u64| splitmix(seed ^ splitmix(user ^ (k << 56)));
-        Identity {
-            user: user.to_string(),
-            call_id: format!(
-                "{:08x}-{:08x}-{:08x}@10.0.0.1",
-                r(1) as u32,
-                r(2) as u32,
-                user as u32
-            ),
-            from_tag: format!("{:016x}", r(3)),
-            contact_user: uuid(r(4), r(5)),
-            instance: format!("<urn:uuid:{}>", uuid(r(6), r(7))),
-            device: format!("CSF{user}"),
-        }
+        let r = |k: u64| random_part(seed, user, k);
+        let mut text = [0u8; ID_TEXT];
+        let mut ends = [0u8; 6];
+        let mut digits = itoa::Buffer::new();
+        let number = digits.format(user).as_bytes();
+        let mut at = put(&mut text, 0, number);
+        ends[0] = at as u8;
+        at = put_call_id(&mut text, at, seed, user);
+        ends[1] = at as u8;
+        at = put_hex(&mut text, at, r(3), 16);
+        ends[2] = at as u8;
+        at = put_uuid(&mut text, at, r(4), r(5));
+        ends[3] = at as u8;
+        at = put(&mut text, at, b"<urn:uuid:");
+        at = put_uuid(&mut text, at, r(6), r(7));
+        at = put(&mut text, at, b">");
+        ends[4] = at as u8;
+        at = put(&mut text, at, b"CSF");
+        at = put(&mut text, at, number);
+        ends[5] = at as u8;
+        Identity { text, ends }
+    }
+
+    fn part(&self, k: usize) -> &str {
+        let from = if k == 0 { 0 } else { usize::from(self.ends[k - 1]) };
+        // Only ASCII digits, letters and punctuation are ever written.
+        std::str::from_utf8(&self.text[from..usize::from(self.ends[k])]).unwrap_or_default()
+    }
+
+    /// The user number, in decimal.
+    pub fn user(&self) -> &str {
+        self.part(0)
+    }
+
+    pub fn call_id(&self) -> &str {
+        self.part(1)
+    }
+
+    pub fn from_tag(&self) -> &str {
+        self.part(2)
+    }
+
+    /// The Contact's user part (Jabber uses a UUID).
+    pub fn contact_user(&self) -> &str {
+        self.part(3)
+    }
+
+    /// `<urn:uuid:...>`.
+    pub fn instance(&self) -> &str {
+        self.part(4)
+    }
+
+    /// Cisco device name, e.g. `CSF1000000`.
+    pub fn device(&self) -> &str {
+        self.part(5)
+    }
+
+    /// Whether `call_id` is the Call-ID of device number `index` (what [`Identity::call_id`]
+    /// says, without building the rest).
+    pub fn is_call_id(user_start: u64, index: u64, seed: u64, call_id: &[u8]) -> bool {
+        let mut text = [0u8; CALL_ID];
+        put_call_id(&mut text, 0, seed, user_start + index);
+        text[..] == *call_id
     }
 }
 
@@ -73,7 +155,6 @@ pub fn call_id_user(call_id: &[u8]) -> Option<u32> {
 
 /// A new Via branch (RFC 3261 magic cookie + request-unique digits).
 pub fn branch(seed: u64, device: u64, cseq: u32) -> Branch {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let v = splitmix(seed ^ splitmix(device) ^ (u64::from(cseq) << 40));
     let mut b = *b"z9hG4bK0000000000000000";
     for (i, d) in b[7..].iter_mut().enumerate() {

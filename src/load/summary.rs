@@ -90,6 +90,9 @@ pub struct LoadFigures {
     pub tokens_in_run: u64,
     /// Of those, signed in the send path because none was ready.
     pub inline_mints: u64,
+    /// Peak resident memory of the process that ran the engine (`VmHWM`): the engine's own
+    /// with `regstorm load`, the engine's and the registrar's with `regstorm bench`.
+    pub rss_max_bytes: u64,
 }
 
 #[derive(Clone, Debug, Serialize)]
