@@ -194,7 +194,12 @@ fn identity_by_format(user_start: u64, index: u64, seed: u64) -> [String; 6] {
     };
     [
         user.to_string(),
-        format!("{:08x}-{:08x}-{:08x}@10.0.0.1", r(1) as u32, r(2) as u32, user as u32),
+        format!(
+            "{:08x}-{:08x}-{:08x}@10.0.0.1",
+            r(1) as u32,
+            r(2) as u32,
+            user as u32
+        ),
         format!("{:016x}", r(3)),
         uuid(r(4), r(5)),
         format!("<urn:uuid:{}>", uuid(r(6), r(7))),
@@ -217,5 +222,24 @@ proptest::proptest! {
         let mut other = id.call_id().as_bytes().to_vec();
         other[3] ^= 1;
         proptest::prop_assert!(!Identity::is_call_id(start, index, seed, &other));
+    }
+}
+
+/// The branch's digits are written in one register (as the identity's are): the same as
+/// `format!("{:016x}")` of the value they come from.
+#[test]
+fn a_branch_is_the_cookie_and_sixteen_hex_digits_of_its_value() {
+    use regstorm::mix::splitmix64 as splitmix;
+    for (seed, device, cseq) in [
+        (0u64, 0u64, 0u32),
+        (1, 7, 3),
+        (u64::MAX, u64::MAX, u32::MAX),
+        (42, 1 << 40, 9),
+    ] {
+        let v = splitmix(seed ^ splitmix(device) ^ (u64::from(cseq) << 40));
+        assert_eq!(
+            branch(seed, device, cseq).to_string(),
+            format!("z9hG4bK{v:016x}")
+        );
     }
 }

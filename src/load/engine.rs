@@ -838,7 +838,11 @@ impl Engine {
 
     /// Device `i`'s identity, built from its number (not kept: see [`Identity`]).
     fn identity(&self, i: usize) -> Identity {
-        Identity::new(self.profile.user_start, self.devices[i].number, self.profile.seed)
+        Identity::new(
+            self.profile.user_start,
+            self.devices[i].number,
+            self.profile.seed,
+        )
     }
 
     /// Signs a token for device `i` (its CPU counted apart).

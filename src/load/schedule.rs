@@ -26,14 +26,25 @@ const INSTANCE: usize = "<urn:uuid:>".len() + 36;
 
 use crate::mix::splitmix64 as splitmix;
 
-const HEX: &[u8; 16] = b"0123456789abcdef";
+/// The 8 hex digits of `v` (lowercase), computed in one register: each nibble spread to a
+/// byte, then moved to its ASCII digit or letter (an identity is built per REGISTER, and
+/// a table look-up per digit was most of its cost).
+fn hex8(v: u32) -> [u8; 8] {
+    let mut x = u64::from(v);
+    x = ((x & 0xffff_0000) << 16) | (x & 0xffff);
+    x = ((x & 0x0000_ff00_0000_ff00) << 8) | (x & 0x0000_00ff_0000_00ff);
+    x = ((x & 0x00f0_00f0_00f0_00f0) << 4) | (x & 0x000f_000f_000f_000f);
+    // 1 in each byte whose nibble is above 9: it becomes a letter ('a' is '0' + 10 + 39).
+    let letters = ((x + 0x0606_0606_0606_0606) >> 4) & 0x0101_0101_0101_0101;
+    (x + 0x3030_3030_3030_3030 + letters * 39).to_be_bytes()
+}
 
-/// Appends the low `digits` hex digits of `v` (lowercase) to `out` at `at`; returns the end.
-fn put_hex(out: &mut [u8], at: usize, v: u64, digits: usize) -> usize {
-    for (k, d) in out[at..at + digits].iter_mut().enumerate() {
-        *d = HEX[((v >> (4 * (digits - 1 - k))) & 0xf) as usize];
-    }
-    at + digits
+/// The 16 hex digits of `v` (lowercase).
+fn hex16(v: u64) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    out[..8].copy_from_slice(&hex8((v >> 32) as u32));
+    out[8..].copy_from_slice(&hex8(v as u32));
+    out
 }
 
 fn put(out: &mut [u8], at: usize, s: &[u8]) -> usize {
@@ -43,15 +54,16 @@ fn put(out: &mut [u8], at: usize, s: &[u8]) -> usize {
 
 /// 128 bits (`a`, then `b`) written as a UUID (8-4-4-4-12 lowercase hex digits) at `at`.
 fn put_uuid(out: &mut [u8], at: usize, a: u64, b: u64) -> usize {
-    let mut at = put_hex(out, at, a >> 32, 8);
+    let (a, b) = (hex16(a), hex16(b));
+    let mut at = put(out, at, &a[..8]);
     at = put(out, at, b"-");
-    at = put_hex(out, at, a >> 16, 4);
+    at = put(out, at, &a[8..12]);
     at = put(out, at, b"-");
-    at = put_hex(out, at, a, 4);
+    at = put(out, at, &a[12..]);
     at = put(out, at, b"-");
-    at = put_hex(out, at, b >> 48, 4);
+    at = put(out, at, &b[..4]);
     at = put(out, at, b"-");
-    put_hex(out, at, b, 12)
+    put(out, at, &b[4..])
 }
 
 /// The device's random parts: `k` picks which.
@@ -62,11 +74,11 @@ fn random_part(seed: u64, user: u64, k: u64) -> u64 {
 /// The Call-ID of user number `user` (its third group the user's low 32 bits, see
 /// [`call_id_user`]) at `at`.
 fn put_call_id(out: &mut [u8], at: usize, seed: u64, user: u64) -> usize {
-    let mut at = put_hex(out, at, random_part(seed, user, 1), 8);
+    let mut at = put(out, at, &hex8(random_part(seed, user, 1) as u32));
     at = put(out, at, b"-");
-    at = put_hex(out, at, random_part(seed, user, 2), 8);
+    at = put(out, at, &hex8(random_part(seed, user, 2) as u32));
     at = put(out, at, b"-");
-    at = put_hex(out, at, user, 8);
+    at = put(out, at, &hex8(user as u32));
     put(out, at, CALL_ID_HOST.as_bytes())
 }
 
@@ -83,7 +95,7 @@ impl Identity {
         ends[0] = at as u8;
         at = put_call_id(&mut text, at, seed, user);
         ends[1] = at as u8;
-        at = put_hex(&mut text, at, r(3), 16);
+        at = put(&mut text, at, &hex16(r(3)));
         ends[2] = at as u8;
         at = put_uuid(&mut text, at, r(4), r(5));
         ends[3] = at as u8;
@@ -98,7 +110,11 @@ impl Identity {
     }
 
     fn part(&self, k: usize) -> &str {
-        let from = if k == 0 { 0 } else { usize::from(self.ends[k - 1]) };
+        let from = if k == 0 {
+            0
+        } else {
+            usize::from(self.ends[k - 1])
+        };
         // Only ASCII digits, letters and punctuation are ever written.
         std::str::from_utf8(&self.text[from..usize::from(self.ends[k])]).unwrap_or_default()
     }
@@ -157,9 +173,7 @@ pub fn call_id_user(call_id: &[u8]) -> Option<u32> {
 pub fn branch(seed: u64, device: u64, cseq: u32) -> Branch {
     let v = splitmix(seed ^ splitmix(device) ^ (u64::from(cseq) << 40));
     let mut b = *b"z9hG4bK0000000000000000";
-    for (i, d) in b[7..].iter_mut().enumerate() {
-        *d = HEX[((v >> (60 - 4 * i)) & 0xf) as usize];
-    }
+    b[7..].copy_from_slice(&hex16(v));
     Branch(b)
 }
 
