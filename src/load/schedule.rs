@@ -66,6 +66,13 @@ fn put_uuid(out: &mut [u8], at: usize, a: u64, b: u64) -> usize {
     put(out, at, &b[4..])
 }
 
+/// 128 bits (`a`, then `b`) written as a UUID: 8-4-4-4-12 lowercase hex digits.
+pub fn uuid(a: u64, b: u64) -> String {
+    let mut text = [0u8; 36];
+    put_uuid(&mut text, 0, a, b);
+    text.iter().map(|&c| char::from(c)).collect()
+}
+
 /// The device's random parts: `k` picks which.
 fn random_part(seed: u64, user: u64, k: u64) -> u64 {
     splitmix(seed ^ splitmix(user ^ (k << 56)))
