@@ -8,7 +8,7 @@ use super::profile::Profile;
 /// What stays the same for a device through a run: its user, Call-ID, tags, UUIDs, name.
 ///
 /// Built on the stack from the device's number and the run's seed whenever a REGISTER is
-/// written, not kept per device: six strings per device were some 330 bytes of heap each, and
+/// written, not kept per device: as six heap strings they were some 330 bytes per device, and
 /// in a storm of a million devices reading them back was a cache miss per string per REGISTER.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Identity {
@@ -17,8 +17,8 @@ pub struct Identity {
     ends: [u8; 6],
 }
 
-/// The longest identity: a 20-digit user twice, three 36-character UUIDs' worth of hex, and
-/// the fixed parts.
+/// The longest identity: the user number (up to 20 digits) as the user and in the device
+/// name, the Call-ID, the From tag and the two UUIDs.
 const ID_TEXT: usize = 20 + CALL_ID + 16 + 36 + INSTANCE + 3 + 20;
 const CALL_ID: usize = 8 + 1 + 8 + 1 + 8 + CALL_ID_HOST.len();
 const CALL_ID_HOST: &str = "@10.0.0.1";
